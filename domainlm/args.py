@@ -1,0 +1,210 @@
+"""Arguments of ``run_clm.py``: dataclasses parsed by ``HfArgumentParser``.
+
+The interface is upstream run_clm's (``ModelArguments``, ``DataArguments``, Hugging Face's
+``TrainingArguments``, or a single ``.json`` file as the only argument), plus the flags of the
+transformers 4.x era that guides still print (``--evaluation_strategy``, ``--overwrite_output_dir``,
+``--logging_dir``, ``--no_cuda``, ...), which are translated to their current form.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from domainlm.errors import UserError
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+TRAIN_SUFFIXES = (".csv", ".json", ".jsonl", ".txt")
+
+
+@dataclass
+class ModelArguments:
+    """Which model and tokenizer to start from."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A local model folder, or a hub name such as gpt2-xl. Leave empty to train from scratch."},
+    )
+    model_type: str | None = field(
+        default=None, metadata={"help": "Architecture when training from scratch: gpt2 or gpt_neo."}
+    )
+    config_overrides: str | None = field(
+        default=None,
+        metadata={"help": "From scratch only: config values such as n_layer=4,n_embd=256,n_head=4,n_positions=512."},
+    )
+    config_name: str | None = field(default=None, metadata={"help": "A config folder or name, if not the model's."})
+    tokenizer_name: str | None = field(
+        default=None, metadata={"help": "A tokenizer folder (e.g. made by create_tokenizer.py), if not the model's."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are stored."})
+    model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit."})
+
+    def __post_init__(self) -> None:
+        if self.config_overrides and self.model_name_or_path:
+            raise UserError("--config_overrides only applies when training from scratch (without --model_name_or_path)")
+        if not self.model_name_or_path and not self.model_type and not self.config_name:
+            raise UserError(
+                "give --model_name_or_path (a folder or hub name), or --model_type gpt2 to start from scratch"
+            )
+        if self.model_type and self.model_type not in ("gpt2", "gpt_neo"):
+            raise UserError(f"--model_type {self.model_type}: supported types are gpt2 and gpt_neo")
+
+
+@dataclass
+class DataArguments:
+    """What to train on and how rows become sequences."""
+
+    train_file: str | None = field(default=None, metadata={"help": "Training data: .csv, .json, .jsonl or .txt."})
+    validation_file: str | None = field(default=None, metadata={"help": "Evaluation data, same formats."})
+    text_column: str = field(default="text", metadata={"help": "Column that holds the text (csv/json)."})
+    validation_split_percentage: int = field(
+        default=5, metadata={"help": "Without --validation_file: the percentage of training rows held out."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training sequences."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many evaluation sequences."})
+    block_size: int | None = field(
+        default=None, metadata={"help": "Sequence length in tokens (default: the model's context, at most 1024)."}
+    )
+    sequence_mode: Literal["auto", "records", "concat"] = field(
+        default="auto",
+        metadata={
+            "help": "records: one row per sequence, end-of-text appended, padded per batch. concat: rows joined "
+            "with end-of-text and cut into block_size chunks. auto: records when rows are title<|SEP|>keywords"
+            "<|SEP|>text, else concat."
+        },
+    )
+    overlong: Literal["drop", "truncate", "error"] | None = field(
+        default=None,
+        metadata={"help": "records mode: a row longer than block_size is dropped (default), truncated, or an error."},
+    )
+    preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
+    overwrite_cache: bool = field(default=False, metadata={"help": "Tokenise again instead of using the cache."})
+    keep_linebreaks: bool = field(default=True, metadata={"help": ".txt files: keep line breaks in each line."})
+
+    def __post_init__(self) -> None:
+        for flag in ("train_file", "validation_file"):
+            path = getattr(self, flag)
+            if path is not None and Path(path).suffix.lower() not in TRAIN_SUFFIXES:
+                raise UserError(f"--{flag} {path}: use a {', '.join(TRAIN_SUFFIXES)} file")
+        if not 0 <= self.validation_split_percentage < 100:
+            raise UserError("--validation_split_percentage must be between 0 and 99")
+
+
+@dataclass
+class RunArguments:
+    """How this run relates to earlier runs in the same output folder."""
+
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Start afresh even if output_dir holds checkpoints. Without it, training continues from the "
+            "last checkpoint there (the 4.x behaviour)."
+        },
+    )
+
+
+# 4.x-era flag -> current flag (None: accepted and handled here, not passed on).
+LEGACY_FLAGS: dict[str, str | None] = {
+    "evaluation_strategy": "eval_strategy",
+    "no_cuda": "use_cpu",
+    "per_gpu_train_batch_size": "per_device_train_batch_size",
+    "per_gpu_eval_batch_size": "per_device_eval_batch_size",
+    "logging_dir": None,
+    "save_safetensors": None,
+}
+
+
+def _handle_dropped(name: str, value: Any) -> None:
+    if name == "logging_dir" and value:
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(value)
+        logger.info("--logging_dir %s: TensorBoard logs go there", value)
+    elif name == "save_safetensors" and str(value).lower() in ("false", "0", "no"):
+        logger.warning("--save_safetensors false is ignored: weights are always saved as safetensors")
+
+
+def translate_legacy_argv(argv: list[str]) -> list[str]:
+    """Rewrite 4.x flags in a command line to their current names; drop the ones handled here."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        i += 1
+        if not arg.startswith("--"):
+            out.append(arg)
+            continue
+        name, eq, value = arg[2:].partition("=")
+        if name not in LEGACY_FLAGS:
+            out.append(arg)
+            continue
+        new = LEGACY_FLAGS[name]
+        if not eq and i < len(argv) and not argv[i].startswith("--"):
+            value = argv[i]
+            i += 1
+            eq = "="
+        if new is None:
+            _handle_dropped(name, value if eq else True)
+            continue
+        logger.info("--%s is the 4.x name of --%s", name, new)
+        out.append(f"--{new}" + (f"={value}" if eq else ""))
+    return out
+
+
+def translate_legacy_dict(options: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in options.items():
+        if key in LEGACY_FLAGS:
+            new = LEGACY_FLAGS[key]
+            if new is None:
+                _handle_dropped(key, value)
+                continue
+            key = new
+        out[key] = value
+    return out
+
+
+def resolve_precision(args: TrainingArguments) -> TrainingArguments:
+    """``--fp16`` without a CUDA GPU falls back to fp32, with a warning (CPU kernels lack fp16)."""
+    import torch
+
+    if args.fp16 and not torch.cuda.is_available():
+        logger.warning("--fp16 needs a CUDA GPU and none was found: training in fp32 instead")
+        return dataclasses.replace(args, fp16=False, fp16_full_eval=False)
+    return args
+
+
+def parse_args(
+    argv: list[str] | None = None,
+) -> tuple[ModelArguments, DataArguments, RunArguments, TrainingArguments]:
+    from transformers import HfArgumentParser, TrainingArguments
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
+    if len(argv) == 1 and argv[0].endswith(".json"):
+        from domainlm.tables import read_text
+
+        try:
+            options = json.loads(read_text(argv[0]))
+        except json.JSONDecodeError as err:
+            raise UserError(f"{argv[0]}: line {err.lineno}: invalid JSON ({err.msg})") from None
+        model_args, data_args, run_args, training_args = parser.parse_dict(translate_legacy_dict(options))
+    else:
+        model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(
+            args=translate_legacy_argv(argv)
+        )
+    if not (training_args.do_train or training_args.do_eval):
+        raise UserError("nothing to do: pass --do_train and/or --do_eval")
+    if training_args.do_train and not data_args.train_file:
+        raise UserError("--do_train needs --train_file")
+    if training_args.do_eval and not (data_args.validation_file or data_args.train_file):
+        raise UserError("--do_eval needs --validation_file (or --train_file to hold out a split)")
+    return model_args, data_args, run_args, resolve_precision(training_args)

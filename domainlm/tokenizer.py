@@ -1,0 +1,121 @@
+"""Tokenizers: train a byte-level BPE on a corpus, and give any tokenizer the tokens we rely on.
+
+Three tokens matter:
+- ``<|endoftext|>`` ends every record, so the model learns to stop;
+- ``<|pad|>`` is distinct from it, so padding can be masked without masking the real end-of-text;
+- ``<|SEP|>`` separates title, keywords and body. It is added as an ordinary (not "special") token,
+  so it stays one token and stays visible in ``pipeline('text-generation')`` output, which decodes
+  with ``skip_special_tokens=True``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from domainlm.template import EOS_TOKEN, PAD_TOKEN, SEP_TOKEN
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+
+def train_bpe_tokenizer(
+    texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, model_max_length: int = 1024
+) -> PreTrainedTokenizerBase:
+    """A GPT-2 style byte-level BPE tokenizer trained on ``texts``.
+
+    ``<|endoftext|>`` gets id 0 and ``<|pad|>`` id 1; the 256 byte symbols follow, so any text can
+    be encoded. ``<|SEP|>`` is added last as a non-special token (the backend would skip a special
+    one when decoding).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2TokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOS_TOKEN, PAD_TOKEN],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_nonempty(texts), trainer=trainer)
+    fast = GPT2TokenizerFast(
+        tokenizer_object=tok,
+        bos_token=EOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        unk_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        model_max_length=model_max_length,
+    )
+    ensure_special_tokens(fast)
+    return fast
+
+
+def _nonempty(texts: Iterable[str]) -> Iterator[str]:
+    for t in texts:
+        if t:
+            yield t
+
+
+def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase, sep: bool = True) -> list[str]:
+    """Add what is missing: an end-of-text, a pad distinct from it, and ``<|SEP|>``.
+
+    Returns the tokens that were added (the model's embeddings must then be resized).
+    """
+    added: list[str] = []
+    if tokenizer.eos_token is None:
+        tokenizer.add_special_tokens({"eos_token": EOS_TOKEN})
+        added.append(EOS_TOKEN)
+    if tokenizer.pad_token is None or tokenizer.pad_token_id == tokenizer.eos_token_id:
+        tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
+        added.append(PAD_TOKEN)
+    if sep:
+        sep_ids = tokenizer.encode(SEP_TOKEN, add_special_tokens=False)
+        if len(sep_ids) != 1:
+            tokenizer.add_tokens([SEP_TOKEN])  # not special: stays visible in decoded text
+            added.append(SEP_TOKEN)
+        elif SEP_TOKEN in tokenizer.all_special_tokens:
+            raise ValueError(
+                f"{SEP_TOKEN} is a special token of this tokenizer, so pipeline output would drop it; "
+                "rebuild the tokenizer with create_tokenizer.py"
+            )
+    if added:
+        logger.info("added tokens %s; vocabulary is now %d", added, len(tokenizer))
+    return added
+
+
+def save_tokenizer(tokenizer: PreTrainedTokenizerBase, output_dir: str | Path) -> None:
+    """Save into a temporary folder, then move each file into ``output_dir``."""
+    from domainlm.saving import save_atomically
+
+    save_atomically(tokenizer.save_pretrained, output_dir)
+
+
+def create_tokenizer(
+    files: list[str],
+    output_dir: str | Path,
+    text_column: str = "text",
+    vocab_size: int = 8000,
+    min_frequency: int = 2,
+    model_max_length: int = 1024,
+) -> PreTrainedTokenizerBase:
+    """Train on the text of ``files`` (read with the training loader) and save to ``output_dir``."""
+    from domainlm.data import check_data_file, load_text_dataset
+
+    datasets = []
+    for path in files:
+        check_data_file(path, text_column, "--train_file")
+        datasets.append(load_text_dataset(path, text_column))
+    texts = (t for ds in datasets for t in ds["text"])
+    tokenizer = train_bpe_tokenizer(texts, vocab_size, min_frequency, model_max_length)
+    save_tokenizer(tokenizer, output_dir)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (EOS_TOKEN, PAD_TOKEN, SEP_TOKEN)}
+    print(f"tokenizer: {len(tokenizer)} tokens, {ids}, saved to {output_dir}")
+    return tokenizer
