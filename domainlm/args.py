@@ -124,6 +124,16 @@ LEGACY_FLAGS: dict[str, str | None] = {
 }
 
 
+# 4.x boolean switch -> (current flag, value) it stands for.
+LEGACY_SWITCHES: dict[str, tuple[str, str]] = {
+    "group_by_length": ("train_sampling_strategy", "group_by_length"),
+}
+
+
+def _is_true(value: Any) -> bool:
+    return value is True or str(value).lower() in ("true", "1", "yes")
+
+
 def _handle_dropped(name: str, value: Any) -> None:
     if name == "logging_dir" and value:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(value)
@@ -143,6 +153,15 @@ def translate_legacy_argv(argv: list[str]) -> list[str]:
             out.append(arg)
             continue
         name, eq, value = arg[2:].partition("=")
+        if name in LEGACY_SWITCHES:
+            if not eq and i < len(argv) and argv[i].lower() in ("true", "false", "1", "0", "yes", "no"):
+                value, eq = argv[i], "="
+                i += 1
+            if not eq or _is_true(value):
+                new, new_value = LEGACY_SWITCHES[name]
+                logger.info("--%s is the 4.x form of --%s %s", name, new, new_value)
+                out += [f"--{new}", new_value]
+            continue
         if name not in LEGACY_FLAGS:
             out.append(arg)
             continue
@@ -162,7 +181,12 @@ def translate_legacy_argv(argv: list[str]) -> list[str]:
 def translate_legacy_dict(options: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in options.items():
-        if key in LEGACY_FLAGS:
+        if key in LEGACY_SWITCHES:
+            if _is_true(value):
+                key, value = LEGACY_SWITCHES[key]
+            else:
+                continue
+        elif key in LEGACY_FLAGS:
             new = LEGACY_FLAGS[key]
             if new is None:
                 _handle_dropped(key, value)
@@ -198,9 +222,15 @@ def parse_args(
             raise UserError(f"{argv[0]}: line {err.lineno}: invalid JSON ({err.msg})") from None
         model_args, data_args, run_args, training_args = parser.parse_dict(translate_legacy_dict(options))
     else:
-        model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(
-            args=translate_legacy_argv(argv)
-        )
+        try:
+            model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(
+                args=translate_legacy_argv(argv)
+            )
+        except ValueError as err:
+            if "not used by the HfArgumentParser" in str(err):
+                unknown = str(err).split(":", 1)[1].strip()
+                raise UserError(f"unknown flags {unknown}; see python run_clm.py --help") from None
+            raise
     if not (training_args.do_train or training_args.do_eval):
         raise UserError("nothing to do: pass --do_train and/or --do_eval")
     if training_args.do_train and not data_args.train_file:

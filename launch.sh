@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# The whole job, end to end: prepare data -> train a tokenizer -> fine-tune with DeepSpeed -> generate.
+#
+#   bash launch.sh                       # offline default: a tiny GPT-2 from scratch on data/jobs_sample.csv, CPU
+#   MODEL=gpt2-xl NUM_GPUS=8 DS_CONFIG=ds_config_zero3.json bash launch.sh   # the real thing
+#
+# Environment variables (default in brackets):
+#   DATA        raw postings to prepare                       [data/jobs_sample.csv]
+#   WORK_DIR    where prepared data, tokenizer and model go    [work]
+#   MODEL       a model folder or hub name to fine-tune; empty trains a new GPT-2 from a config  []
+#   MODEL_CONFIG  config of the new model (MODEL empty)        [n_layer=4,n_embd=256,n_head=4,n_positions=1024,...]
+#   VOCAB_SIZE  size of the new tokenizer (MODEL empty)        [8000]
+#   NUM_GPUS    processes (GPUs) for deepspeed                 [1]
+#   HOSTFILE    DeepSpeed hostfile for several machines        []
+#   DS_CONFIG   ds_config.json (ZeRO-2, optimizer on CPU) or ds_config_zero3.json (ZeRO-3, all offloaded)
+#   BATCH_SIZE  sequences per GPU per step                     [8]
+#   GRAD_ACCUM  gradient accumulation steps                    [1]
+#   EPOCHS      passes over the data                           [4]
+#   LR          peak learning rate                             [1e-3 new model, 5e-5 pretrained]
+#   BLOCK_SIZE  longest sequence in tokens                     [1024]
+#   MAX_WORDS   postings longer than this are dropped          [700]
+#   PRECISION   extra precision flag: --fp16 or --bf16 on GPUs []
+#   NUM_SAMPLES postings generated at the end                  [3]
+#
+# Effective batch = BATCH_SIZE x GRAD_ACCUM x NUM_GPUS sequences per optimizer step:
+#   default:          8 x 1 x 1 =  8 postings/step (~3,700 tokens at ~460 tokens/posting)
+#   8 GPUs, accum 2:  8 x 2 x 8 = 128 postings/step
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+START=$SECONDS
+source scripts/setup_env.sh
+setup_requirements requirements.txt
+
+DATA=${DATA:-data/jobs_sample.csv}
+WORK_DIR=${WORK_DIR:-work}
+MODEL=${MODEL:-}
+MODEL_CONFIG=${MODEL_CONFIG:-n_layer=4,n_embd=256,n_head=4,n_positions=1024,resid_pdrop=0.0,embd_pdrop=0.0,attn_pdrop=0.0}
+VOCAB_SIZE=${VOCAB_SIZE:-8000}
+NUM_GPUS=${NUM_GPUS:-1}
+HOSTFILE=${HOSTFILE:-}
+DS_CONFIG=${DS_CONFIG:-ds_config.json}
+BATCH_SIZE=${BATCH_SIZE:-8}
+GRAD_ACCUM=${GRAD_ACCUM:-1}
+EPOCHS=${EPOCHS:-4}
+BLOCK_SIZE=${BLOCK_SIZE:-1024}
+MAX_WORDS=${MAX_WORDS:-700}
+PRECISION=${PRECISION:-}
+NUM_SAMPLES=${NUM_SAMPLES:-3}
+OUT="$WORK_DIR/finetuned"
+export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-$([[ -z "$MODEL" ]] && echo 1 || echo 0)}
+export TOKENIZERS_PARALLELISM=false
+
+step() { echo; echo "=== [$((SECONDS - START))s] $*"; }
+
+step "1/4 preparing $DATA -> $WORK_DIR/data"
+python prepare_jobs.py --input "$DATA" --output_dir "$WORK_DIR/data" --length_unit words --max_tokens "$MAX_WORDS"
+
+if [[ -z "$MODEL" ]]; then
+  step "2/4 training a byte-level BPE tokenizer ($VOCAB_SIZE tokens) on the training split"
+  python create_tokenizer.py --train_file "$WORK_DIR/data/train.csv" --output_dir "$WORK_DIR/tokenizer" \
+    --vocab_size "$VOCAB_SIZE" --model_max_length "$BLOCK_SIZE"
+  MODEL_ARGS=(--model_type gpt2 --config_overrides "$MODEL_CONFIG" --tokenizer_name "$WORK_DIR/tokenizer")
+  LR=${LR:-1e-3}
+else
+  step "2/4 using the tokenizer of $MODEL (<|SEP|> and a pad token are added if missing)"
+  MODEL_ARGS=(--model_name_or_path "$MODEL")
+  LR=${LR:-5e-5}
+fi
+
+step "3/4 fine-tuning with DeepSpeed ($DS_CONFIG, $NUM_GPUS process(es), batch $BATCH_SIZE x $GRAD_ACCUM x $NUM_GPUS)"
+LAUNCH=(deepspeed --num_gpus="$NUM_GPUS")
+[[ -n "$HOSTFILE" ]] && LAUNCH=(deepspeed --hostfile "$HOSTFILE")
+"${LAUNCH[@]}" run_clm.py --deepspeed "$DS_CONFIG" "${MODEL_ARGS[@]}" \
+  --train_file "$WORK_DIR/data/train.csv" --validation_file "$WORK_DIR/data/validation.csv" \
+  --do_train --do_eval --eval_strategy epoch --save_strategy no --logging_steps 10 \
+  --num_train_epochs "$EPOCHS" --per_device_train_batch_size "$BATCH_SIZE" --per_device_eval_batch_size "$BATCH_SIZE" \
+  --gradient_accumulation_steps "$GRAD_ACCUM" --learning_rate "$LR" --warmup_steps 10 --weight_decay 0.01 \
+  --block_size "$BLOCK_SIZE" --group_by_length --output_dir "$OUT" --overwrite_output_dir \
+  --report_to tensorboard --disable_tqdm true $PRECISION
+
+step "4/4 generating $NUM_SAMPLES postings from validation titles and keywords with pipeline('text-generation', model='$OUT')"
+python generate.py --model_dir "$OUT" --prompts_file "$WORK_DIR/data/validation.csv" --num_prompts "$NUM_SAMPLES" \
+  --max_new_tokens 300 --output "$WORK_DIR/samples.jsonl"
+
+step "done in $((SECONDS - START))s: model in $OUT, metrics in $OUT/all_results.json, samples in $WORK_DIR/samples.jsonl"
