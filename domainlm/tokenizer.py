@@ -77,8 +77,8 @@ def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase, sep: bool = True) 
         tokenizer.add_special_tokens({"pad_token": PAD_TOKEN})
         added.append(PAD_TOKEN)
     if sep:
-        sep_ids = tokenizer.encode(SEP_TOKEN, add_special_tokens=False)
-        if len(sep_ids) != 1:
+        sep_id = tokenizer.get_vocab().get(SEP_TOKEN)
+        if sep_id is None or tokenizer.encode(SEP_TOKEN, add_special_tokens=False) != [sep_id]:
             tokenizer.add_tokens([SEP_TOKEN])  # not special: stays visible in decoded text
             added.append(SEP_TOKEN)
         elif SEP_TOKEN in tokenizer.all_special_tokens:

@@ -1,0 +1,105 @@
+"""Shared fixtures: real tokenizers, real tiny GPT-2 folders, real CSV files on disk."""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+SAMPLE = ROOT / "data" / "jobs_sample.csv"
+
+
+def sample_rows(n: int, words: int = 40) -> list[dict[str, str]]:
+    """The first ``n`` bundled postings, bodies cut to ``words`` words so tiny models fit them."""
+    with open(SAMPLE, encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))[:n]
+    return [{**r, "text": " ".join(r["text"].split(" ")[:words])} for r in rows]
+
+
+def record_rows(n: int, words: int = 40) -> list[dict[str, str]]:
+    from domainlm.template import format_record
+
+    return [{"text": format_record(r["title"], r["keywords"], r["text"])} for r in sample_rows(n, words)]
+
+
+def write_text_csv(path: Path, rows: list[dict[str, str]]) -> Path:
+    from domainlm.tables import write_csv
+
+    write_csv(path, rows, ["text"])
+    return path
+
+
+@pytest.fixture(scope="session")
+def bpe_tokenizer_dir(tmp_path_factory) -> Path:
+    """A byte-level BPE tokenizer (500 tokens) trained on the bundled sample, saved to a folder."""
+    from domainlm.tokenizer import train_bpe_tokenizer
+
+    texts = [r["text"] for r in record_rows(240, 200)]
+    tok = train_bpe_tokenizer(texts, vocab_size=500, model_max_length=256)
+    out = tmp_path_factory.mktemp("tokenizer")
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, bpe_tokenizer_dir) -> Path:
+    """A 2-layer GPT-2 (32 wide, 256 positions) with its tokenizer: a local 'pretrained' folder."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(bpe_tokenizer_dir)
+    torch.manual_seed(0)
+    config = GPT2Config(
+        n_layer=2,
+        n_embd=32,
+        n_head=2,
+        n_positions=256,
+        vocab_size=len(tok),
+        bos_token_id=tok.eos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
+    model = GPT2LMHeadModel(config)
+    out = tmp_path_factory.mktemp("tiny-gpt2")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def records_dir(tmp_path_factory) -> Path:
+    """train.csv (48 record rows) and validation.csv (8 rows) of short postings."""
+    out = tmp_path_factory.mktemp("records")
+    rows = record_rows(56, 30)
+    write_text_csv(out / "train.csv", rows[:48])
+    write_text_csv(out / "validation.csv", rows[48:])
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_command(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
+    """Run a command; on failure the assertion shows the end of its output."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (
+        f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    )
+    return proc
+
+
+PYTHON = sys.executable

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Install the test dependencies into the project's environment (the active venv, or .venv) and run
+# the whole suite: lint, then pytest. Extra arguments go to pytest, e.g. `bash tests/run.sh -m "not slow"`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+START=$SECONDS
+source scripts/setup_env.sh
+setup_requirements requirements.txt requirements-test.txt
+export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+ruff check .
+python -m pytest tests "$@"
+echo "tests/run.sh finished in $((SECONDS - START))s"

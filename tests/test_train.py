@@ -1,0 +1,79 @@
+"""Training in-process (no DeepSpeed) on tiny models: what the saved folder does in pipeline()."""
+
+import json
+import math
+
+import pytest
+from conftest import write_text_csv
+
+from domainlm.errors import UserError
+from domainlm.template import format_prompt, format_record
+from domainlm.train import main
+
+BODY = "Bake bread daily.\nClean the oven."
+ROW = format_record("Baker", ["bread", "oven"], BODY)
+
+
+def common(tmp_path, *extra):
+    return ["--output_dir", str(tmp_path / "out"), "--report_to", "none", "--save_strategy", "no",
+            "--disable_tqdm", "true", "--seed", "1", *extra]  # fmt: skip
+
+
+def test_saved_folder_generates_with_sep_visible_and_stops_at_end_of_text(tmp_path, tiny_model_dir):
+    from transformers import pipeline
+
+    write_text_csv(tmp_path / "train.csv", [{"text": ROW}] * 32)
+    results = main(
+        ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+         "--num_train_epochs", "20", "--per_device_train_batch_size", "8", "--learning_rate", "5e-3",
+         "--warmup_steps", "0", *common(tmp_path)]
+    )  # fmt: skip
+    assert results["sequence_mode"] == "records"
+    assert results["train_loss"] < 2.0
+    generator = pipeline("text-generation", model=str(tmp_path / "out"))  # no extra arguments
+    prompt = format_prompt("Baker", ["bread", "oven"])
+    out = generator(prompt)[0]["generated_text"]
+    # the whole record comes back, <|SEP|> visible, and nothing after the end-of-text
+    assert out == ROW
+
+
+def test_from_scratch_on_a_plain_corpus_smaller_than_one_block(tmp_path, bpe_tokenizer_dir):
+    from transformers import AutoModelForCausalLM
+
+    corpus = tmp_path / "train.txt"
+    corpus.write_text("Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n")
+    results = main(
+        ["--model_type", "gpt2", "--config_overrides", "n_layer=2,n_embd=32,n_head=2,n_positions=128",
+         "--tokenizer_name", str(bpe_tokenizer_dir), "--train_file", str(corpus), "--validation_split_percentage", "0",
+         "--do_train", "--do_eval", "--validation_file", str(corpus), "--num_train_epochs", "2", *common(tmp_path)]
+    )  # fmt: skip
+    assert results["sequence_mode"] == "concat" and results["block_size"] == 128
+    assert results["train_samples"] == 1  # one short block instead of a crash
+    assert math.isfinite(results["eval_loss"])
+    assert math.isclose(results["eval_perplexity"], math.exp(results["eval_loss"]), rel_tol=1e-6)
+    assert 0.0 <= results["eval_accuracy"] <= 1.0
+    saved = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    assert saved["eval_perplexity"] == pytest.approx(results["eval_perplexity"])
+    model = AutoModelForCausalLM.from_pretrained(tmp_path / "out")
+    assert model.config.n_layer == 2 and model.config.n_positions == 128
+    assert not (tmp_path / "out" / ".saving").exists()
+
+
+def test_model_folder_without_weights(tmp_path, tiny_model_dir):
+    empty = tmp_path / "model"
+    empty.mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (empty / name).write_bytes((tiny_model_dir / name).read_bytes())
+    write_text_csv(tmp_path / "train.csv", [{"text": ROW}])
+    with pytest.raises(UserError, match="the folder holds no weights"):
+        main(["--model_name_or_path", str(empty), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+              *common(tmp_path)])  # fmt: skip
+
+
+def test_hub_name_offline_says_what_is_missing(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    write_text_csv(tmp_path / "train.csv", [{"text": ROW}])
+    with pytest.raises(UserError) as err:
+        main(["--model_name_or_path", "gpt2-xl", "--train_file", str(tmp_path / "train.csv"), "--do_train",
+              *common(tmp_path)])  # fmt: skip
+    assert "--model_name_or_path gpt2-xl: not a local folder" in str(err.value)
