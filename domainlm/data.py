@@ -71,7 +71,10 @@ def load_text_dataset(
     from datasets import Features, Value, load_dataset
 
     suffix = Path(path).suffix.lower()
-    builder = {".csv": "csv", ".json": "json", ".jsonl": "json", ".txt": "text"}[suffix]
+    builders = {".csv": "csv", ".json": "json", ".jsonl": "json", ".txt": "text"}
+    if suffix not in builders:
+        raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use one of {', '.join(builders)}")
+    builder = builders[suffix]
     kwargs: dict[str, Any] = {"keep_linebreaks": keep_linebreaks} if builder == "text" else {}
     if builder == "csv":
         # Keep every field a string: "NA", "null" or "1.0" in a posting are text, not missing values.

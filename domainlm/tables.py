@@ -24,6 +24,12 @@ from domainlm.errors import UserError
 # Python's csv module refuses fields over 128 KiB by default; long documents are legitimate.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".pkl", ".pickle")
 
 
@@ -38,6 +44,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
             yield f
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

@@ -76,3 +76,14 @@ def test_read_table_formats_agree(tmp_path):
         assert got == rows, name
     with open(tmp_path / "t.csv", encoding="utf-8", newline="") as f:
         assert list(csv.DictReader(f)) == rows
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        write_csv(tmp_path / "t.csv", [{"text": "x"}], ["text"])
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "t.csv").stat().st_mode & 0o777 == 0o644

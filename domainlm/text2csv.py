@@ -1,0 +1,627 @@
+"""Text files to ``train.csv`` / ``validation.csv`` with one ``text`` column, as ``run_clm.py`` reads them.
+
+Inputs are text files, folders of ``.txt`` files (recursive, sorted by path, hidden folders skipped)
+or CSV/JSON/JSONL/parquet tables whose ``--column`` holds the text. A text file is one document, a
+table row is one document. ``--split`` turns each document into examples:
+
+- ``file``: the whole document is one example (the GPT2-XL guide's layout; the default);
+- ``line``: one example per line;
+- ``paragraph``: one example per paragraph (paragraphs are separated by one or more blank lines);
+- ``separator``: cut at each occurrence of ``--separator`` (``\\n`` and ``\\t`` in it mean newline, tab);
+- ``tokens``: examples of at most ``--max_tokens`` tokens of a local tokenizer, cut on boundaries in
+  this order of preference: a document is cut between paragraphs, consecutive paragraphs packed into
+  one example while they fit; a paragraph that alone exceeds the limit is cut between lines (packed
+  the same way, and never merged with its neighbouring paragraphs), a line between sentences (after
+  ``.``, ``!``, ``?`` or ``…`` and any closing quotes or brackets, at whitespace), and a sentence at
+  the longest prefix that fits (a token boundary). Only whitespace is lost at a cut, so the examples
+  of one document, in order, are the document with some whitespace runs removed. The count leaves
+  out the end-of-text token that ``run_clm.py`` appends to each record: use ``block_size - 1``.
+
+Every document is normalised first: line endings ``\\r\\r\\n``, ``\\r\\n`` and ``\\r`` become ``\\n``,
+Unicode becomes NFC. Each example loses its trailing whitespace and leading blank lines; empty
+examples and exact duplicates (the first one is kept) are dropped and counted, and an example of
+validation that is also in train is dropped from validation. Validation comes from ``--validation``
+inputs, or is held out of the train examples (``--validation_fraction``, rounded, at least one
+example, chosen by ``--seed``; both splits keep the input order).
+
+Everything is read and checked before anything is written. The CSVs are written into a hidden
+folder inside the output folder, read back with the training loader (``domainlm.data.load_text_dataset``)
+and compared with what was meant, and only then moved into place, with ``text2csv_stats.json``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import re
+import shutil
+import tempfile
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from domainlm.errors import UserError
+from domainlm.tables import read_table, read_text, write_csv, write_json
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
+
+SPLITS = ("file", "line", "paragraph", "separator", "tokens")
+TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+GUIDE_FILES = ("train.txt", "validation.txt")
+STATS_FILE = "text2csv_stats.json"
+DEFAULT_VALIDATION_FRACTION = 0.1
+
+# A paragraph ends at one or more blank lines (a line of only spaces or tabs counts as blank).
+_PARAGRAPH_GAP = re.compile(r"(?P<gap>\n(?:[^\S\n]*\n)+)")
+_LINE_GAP = re.compile(r"(?P<gap>\n)")
+# A sentence ends with . ! ? or … and any closing quotes or brackets; the whitespace after it is the gap.
+_SENTENCE_GAP = re.compile(r"[.!?…][\"'”’»)\]]*(?P<gap>[^\S\n]+)")
+_LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\n]*\n)+")
+# Levels of the tokens split, coarsest first: (name of the unit, the gap between two units).
+_LEVELS = (("paragraph", _PARAGRAPH_GAP), ("line", _LINE_GAP), ("sentence", _SENTENCE_GAP))
+
+
+@dataclass
+class Text2CsvArgs:
+    """What to convert and how; checks and defaults are resolved in ``__post_init__``.
+
+    With no ``inputs`` (and no ``--validation``) it follows the GPT2-XL guide: ``train.txt`` and
+    ``validation.txt`` of the current folder become ``train.csv`` and ``validation.csv`` there.
+    """
+
+    inputs: list[str] = field(default_factory=list)
+    output_dir: str | None = None
+    validation: list[str] = field(default_factory=list)
+    column: str = "text"
+    split: str | None = None
+    separator: str | None = None
+    max_tokens: int | None = None
+    tokenizer: str | None = None
+    validation_fraction: float | None = None
+    seed: int = 42
+    guide_mode: bool = field(default=False, init=False)
+
+    def __post_init__(self) -> None:
+        self.inputs = list(self.inputs or [])
+        self.validation = list(self.validation or [])
+        if self.split is None:
+            self.split = "separator" if self.separator is not None else "file"
+        if self.split not in SPLITS:
+            raise UserError(f"--split {self.split}: use one of {', '.join(SPLITS)}")
+        if self.separator is not None:
+            if self.split != "separator":
+                raise UserError(f"--separator only applies to --split separator (not --split {self.split})")
+            self.separator = normalise(self.separator.replace("\\n", "\n").replace("\\t", "\t"))
+            if not self.separator:
+                raise UserError("--separator is empty: give the string that separates examples, e.g. '<|endoftext|>'")
+        elif self.split == "separator":
+            raise UserError("--split separator needs --separator STRING, e.g. --separator '<|endoftext|>'")
+        if self.split == "tokens":
+            if self.max_tokens is None or self.tokenizer is None:
+                raise UserError("--split tokens needs --max_tokens N and --tokenizer DIR (a local tokenizer folder)")
+            if self.max_tokens < 1:
+                raise UserError(f"--max_tokens {self.max_tokens}: give a positive number of tokens")
+        elif self.max_tokens is not None or self.tokenizer is not None:
+            raise UserError("--max_tokens and --tokenizer only apply to --split tokens")
+        if self.validation_fraction is not None and not 0 <= self.validation_fraction < 1:
+            raise UserError(
+                f"--validation_fraction {self.validation_fraction}: give a number from 0 up to (not incl.) 1"
+            )
+        if not self.inputs:
+            if self.validation:
+                raise UserError("--validation needs training inputs too: python text2csv.py INPUT... --validation ...")
+            if self.validation_fraction:
+                raise UserError("--validation_fraction needs INPUT: without it validation.txt is the validation split")
+            self._guide_inputs()
+        elif self.output_dir is None:
+            raise UserError("--output_dir DIR is required with INPUT (train.csv and validation.csv are written there)")
+        if self.validation and self.validation_fraction:
+            raise UserError("give either --validation INPUT... or --validation_fraction, not both")
+        if self.validation_fraction is None:
+            one_input = len(self.inputs) == 1 and not self.validation
+            self.validation_fraction = DEFAULT_VALIDATION_FRACTION if one_input else 0.0
+
+    def _guide_inputs(self) -> None:
+        """No INPUT: the guide's ``train.txt`` and ``validation.txt`` in the current folder."""
+        cwd = Path.cwd()
+        missing = [name for name in GUIDE_FILES if not (cwd / name).is_file()]
+        if missing:
+            raise UserError(
+                f"no INPUT given, so text2csv does what the GPT2-XL guide says: it expected train.txt and "
+                f"validation.txt in the current folder {cwd}, but {' and '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} missing; put them there, or run "
+                "`python text2csv.py INPUT... --output_dir DIR`"
+            )
+        self.guide_mode = True
+        self.inputs = [GUIDE_FILES[0]]
+        self.validation = [GUIDE_FILES[1]]
+        if self.output_dir is None:
+            self.output_dir = "."
+
+
+# ---------------------------------------------------------------------------------------------------
+# Text
+
+
+def normalise(text: str) -> str:
+    """Line endings to ``\\n`` (``\\r\\r\\n`` as one, as Windows tools write it after a header) and NFC."""
+    text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
+    return unicodedata.normalize("NFC", text)
+
+
+def clean(example: str) -> str:
+    """Without trailing whitespace and without leading blank lines (indentation of the first line stays)."""
+    return _LEADING_BLANK_LINES.sub("", example.rstrip())
+
+
+def split_document(text: str, split: str, separator: str | None = None) -> list[str]:
+    """The examples of one normalised document before cleaning (``tokens`` is ``TokenCutter``)."""
+    if split == "file":
+        return [text]
+    if split == "line":
+        return text.split("\n")
+    if split == "paragraph":
+        return _PARAGRAPH_GAP.split(clean(text))[::2]  # [::2]: the named group's gaps are returned too
+    if split == "separator":
+        assert separator
+        return text.split(separator)
+    raise ValueError(f"split {split!r} is not a plain split")
+
+
+@dataclass
+class TokenCutter:
+    """Cuts documents into examples of at most ``max_tokens`` tokens (see the module docstring)."""
+
+    count_tokens: Callable[[str], int]
+    max_tokens: int
+    cuts: Counter = field(default_factory=Counter)  # how many units were cut on each kind of boundary
+
+    def fits(self, text: str) -> bool:
+        return self.count_tokens(text) <= self.max_tokens
+
+    def __call__(self, text: str) -> list[str]:
+        text = clean(text)
+        if not text.strip():
+            return []
+        if self.fits(text):
+            return [text]
+        return [text[s:e] for s, e in self._cut(text, 0, len(text), 0)]
+
+    def _cut(self, text: str, start: int, end: int, level: int) -> list[tuple[int, int]]:
+        """Spans covering ``text[start:end]`` (which does not fit) on the boundaries of ``_LEVELS[level]``."""
+        if level == len(_LEVELS):
+            self.cuts["token"] += 1
+            return self._cut_tokens(text, start, end)
+        name, gap = _LEVELS[level]
+        units = _units(text, start, end, gap)
+        if len(units) < 2:  # no boundary of this kind inside: try the next finer one
+            return self._cut(text, *units[0], level + 1) if units else []
+        self.cuts[name] += 1
+        spans: list[tuple[int, int]] = []
+        i = 0
+        while i < len(units):
+            if not self.fits(text[slice(*units[i])]):
+                spans += self._cut(text, *units[i], level + 1)
+                i += 1
+                continue
+            j = self._longest_run(text, units, i)
+            spans.append((units[i][0], units[j - 1][1]))
+            i = j
+        return spans
+
+    def _longest_run(self, text: str, units: list[tuple[int, int]], i: int) -> int:
+        """The largest ``j`` such that ``units[i:j]``, with the text between them, fits (unit ``i`` alone fits)."""
+
+        def fits_to(j: int) -> bool:
+            return self.fits(text[units[i][0] : units[j - 1][1]])
+
+        good, step = i + 1, 1
+        bad = len(units) + 1
+        while good + step < bad:  # gallop, then bisect: few tokenizer calls for long runs
+            if fits_to(good + step):
+                good += step
+                step *= 2
+            else:
+                bad = good + step
+                break
+        while bad - good > 1:
+            mid = (good + bad) // 2
+            if fits_to(mid):
+                good = mid
+            else:
+                bad = mid
+        return good
+
+    def _cut_tokens(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
+        """The longest prefixes that fit, one after the other; whitespace at a cut is dropped."""
+        spans: list[tuple[int, int]] = []
+        pos = start
+        while pos < end:
+            if pos > start:
+                while pos < end and text[pos].isspace():
+                    pos += 1
+                if pos == end:
+                    break
+            piece = text[pos:end].rstrip()
+            if self.fits(piece):
+                spans.append((pos, pos + len(piece)))
+                break
+            if not self.fits(text[pos : pos + 1]):
+                raise UserError(
+                    f"--max_tokens {self.max_tokens} is less than one character ({text[pos]!r}) takes; raise it"
+                )
+            good, bad = pos + 1, end  # text[pos:good] fits, text[pos:bad] does not
+            probe = pos + 4 * self.max_tokens  # a guess of the length that fits, doubled until it does not
+            while probe < bad and self.fits(text[pos:probe].rstrip()):
+                good, probe = probe, pos + 2 * (probe - pos)
+            bad = min(bad, probe)
+            while bad - good > 1:
+                mid = (good + bad) // 2
+                if self.fits(text[pos:mid].rstrip()):
+                    good = mid
+                else:
+                    bad = mid
+            piece = text[pos:good].rstrip()
+            if piece:
+                spans.append((pos, pos + len(piece)))
+            pos = good
+        return spans
+
+
+def _units(text: str, start: int, end: int, gap: re.Pattern[str]) -> list[tuple[int, int]]:
+    """Spans of ``text[start:end]`` between the gaps, without trailing whitespace; blank ones left out."""
+    spans: list[tuple[int, int]] = []
+    pos = start
+    for m in gap.finditer(text, start, end):
+        spans.append((pos, m.start("gap")))
+        pos = m.end("gap")
+    spans.append((pos, end))
+    out = []
+    for s, e in spans:
+        piece = text[s:e]
+        if piece.strip():
+            out.append((s, s + len(piece.rstrip())))
+    return out
+
+
+def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
+    """``AutoTokenizer.from_pretrained`` of a local folder, never the hub."""
+    if not Path(path).is_dir():
+        raise UserError(f"--tokenizer {path}: no such folder; make one with create_tokenizer.py")
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except (OSError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"--tokenizer {path}: cannot load a tokenizer from this folder ({first})") from None
+
+
+def token_counter(tokenizer: PreTrainedTokenizerBase) -> Callable[[str], int]:
+    """The number of tokens of a text, without special tokens (the trainer appends end-of-text itself)."""
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+
+    return count
+
+
+# ---------------------------------------------------------------------------------------------------
+# Reading
+
+
+def iter_text_files(folder: Path) -> list[Path]:
+    """``*.txt`` under ``folder``, recursive, sorted by path; files in hidden folders are skipped."""
+    files = []
+    for path in folder.rglob("*.txt"):
+        rel = path.relative_to(folder)
+        if path.is_file() and not any(part.startswith(".") for part in rel.parts[:-1]):
+            files.append(path)
+    return sorted(files)
+
+
+def read_documents(path_str: str, column: str) -> list[str]:
+    """The documents of one input: a text file, a folder of ``.txt`` files, or a table's ``column``."""
+    path = Path(path_str)
+    if not path.exists():
+        raise UserError(f"{path}: no such file or folder")
+    if path.is_dir():
+        files = iter_text_files(path)
+        if not files:
+            raise UserError(
+                f"{path}: no .txt files in this folder or below it; pass the text files themselves, "
+                "or CSV/JSON files with --column"
+            )
+        return [_read_text_document(f) for f in files]
+    suffix = path.suffix.lower()
+    if suffix in (".pkl", ".pickle"):
+        raise UserError(f"{path}: pickles are not read here; save the data as CSV, JSON or JSONL and pass --column")
+    if suffix in TABLE_SUFFIXES:
+        return [
+            _cell_text(path, row["_line"], row.get(column), column) for row in read_table(path, {column: "--column"})
+        ]
+    return [_read_text_document(path)]
+
+
+def _read_text_document(path: Path) -> str:
+    text = read_text(path)
+    if not text.strip():
+        raise UserError(f"{path} is empty: give it some text, or leave it out of the inputs")
+    return text
+
+
+def _cell_text(path: Path, line: Any, value: Any, column: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)):
+        return str(value)
+    where = "line" if path.suffix.lower() in (".csv", ".jsonl") else "record"
+    raise UserError(
+        f"{path}: {where} {line}: column {column!r} holds a {type(value).__name__}, not text; choose another --column"
+    )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Examples
+
+
+@dataclass
+class SplitStats:
+    """What one split read, kept and dropped."""
+
+    inputs: list[str]
+    documents: int = 0
+    examples: int = 0
+    characters: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    tokens: int | None = None
+    max_tokens_per_example: int | None = None
+    held_out: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"inputs": self.inputs}
+        if self.held_out:  # documents and drops are counted once, in train
+            out["held_out_of_train"] = True
+        else:
+            out["documents"] = self.documents
+        out.update(examples=self.examples, characters=self.characters)
+        if not self.held_out:
+            out["dropped"] = {k: self.dropped[k] for k in _DROP if k in self.dropped}
+        if self.tokens is not None:
+            out["tokens"] = self.tokens
+            out["max_tokens_per_example"] = self.max_tokens_per_example
+        return out
+
+
+def collect_examples(
+    inputs: list[str], column: str, splitter: Callable[[str], list[str]], stats: SplitStats
+) -> list[str]:
+    """Examples of all ``inputs`` in order: normalised, cleaned, empties and duplicates dropped and counted."""
+    examples: list[str] = []
+    seen: set[str] = set()
+    for path in inputs:
+        kept_before = len(examples) + stats.dropped["duplicate"]
+        for doc in read_documents(path, column):
+            stats.documents += 1
+            for piece in splitter(normalise(doc)):
+                piece = clean(piece)
+                if not piece.strip():
+                    stats.dropped["empty"] += 1
+                elif piece in seen:
+                    stats.dropped["duplicate"] += 1
+                else:
+                    seen.add(piece)
+                    examples.append(piece)
+        if len(examples) + stats.dropped["duplicate"] == kept_before:
+            if Path(path).suffix.lower() in TABLE_SUFFIXES:
+                raise UserError(
+                    f"{path}: no examples: column {column!r} is empty in every row; choose another --column"
+                )
+            raise UserError(f"{path}: no examples: every piece it splits into is empty; check the file and --split")
+    for key in ("empty", "duplicate"):
+        stats.dropped.setdefault(key, 0)
+    return examples
+
+
+def hold_out(examples: list[str], fraction: float, seed: int, what: str) -> tuple[list[str], list[str]]:
+    """``(train, validation)``: ``round(fraction * n)`` examples (at least one) chosen with ``seed``."""
+    n = len(examples)
+    if n < 2:
+        raise UserError(
+            f"{what} gives {n} example, too few to hold out --validation_fraction {fraction} for validation; "
+            "choose a finer --split (paragraph, line, tokens), give --validation INPUT, or --validation_fraction 0"
+        )
+    k = min(n - 1, max(1, math.floor(fraction * n + 0.5)))
+    chosen = set(random.Random(seed).sample(range(n), k))
+    train = [t for i, t in enumerate(examples) if i not in chosen]
+    validation = [t for i, t in enumerate(examples) if i in chosen]
+    return train, validation
+
+
+def build_splits(args: Text2CsvArgs) -> tuple[dict[str, list[str]], dict[str, SplitStats], Counter]:
+    """Read every input and return the examples and statistics per split, and the tokens-mode cuts."""
+    counter: Callable[[str], int] | None = None
+    cutter: TokenCutter | None = None
+    if args.split == "tokens":
+        assert args.tokenizer and args.max_tokens
+        counter = token_counter(load_tokenizer(args.tokenizer))
+        cutter = TokenCutter(counter, args.max_tokens)
+        splitter: Callable[[str], list[str]] = cutter
+    else:
+        split, separator = args.split, args.separator
+
+        def splitter(text: str) -> list[str]:
+            return split_document(text, split, separator)
+
+    stats = {"train": SplitStats(args.inputs)}
+    train = collect_examples(args.inputs, args.column, splitter, stats["train"])
+    splits = {"train": train}
+    if args.validation:
+        stats["validation"] = SplitStats(args.validation)
+        validation = collect_examples(args.validation, args.column, splitter, stats["validation"])
+        in_train = set(train)
+        kept = [t for t in validation if t not in in_train]
+        stats["validation"].dropped["in_train"] = len(validation) - len(kept)
+        if not kept:
+            raise UserError(
+                f"{', '.join(args.validation)}: every validation example is also in train; give other validation inputs"
+            )
+        splits["validation"] = kept
+    elif args.validation_fraction:
+        what = args.inputs[0] if len(args.inputs) == 1 else f"the {len(args.inputs)} inputs"
+        splits["train"], splits["validation"] = hold_out(train, args.validation_fraction, args.seed, what)
+        stats["validation"] = SplitStats(args.inputs, held_out=True)
+    for name, examples in splits.items():
+        st = stats[name]
+        st.examples = len(examples)
+        st.characters = sum(len(t) for t in examples)
+        if counter is not None:
+            counts = [counter(t) for t in examples]
+            st.tokens, st.max_tokens_per_example = sum(counts), max(counts)
+            if args.max_tokens is not None and st.max_tokens_per_example > args.max_tokens:
+                raise AssertionError(f"an example of {st.max_tokens_per_example} tokens, over {args.max_tokens}")
+    return splits, stats, (cutter.cuts if cutter else Counter())
+
+
+# ---------------------------------------------------------------------------------------------------
+# Writing
+
+
+def check_round_trip(path: Path, expected: list[str], name: str) -> None:
+    """Read ``path`` with the training loader; every example must come back unchanged and in order."""
+    import datasets
+
+    from domainlm.data import load_text_dataset
+
+    bars_were_off = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:  # a cache of our own: never a stale entry for a file rewritten within the same second
+        with tempfile.TemporaryDirectory(prefix="text2csv-cache-") as cache:
+            got = list(load_text_dataset(str(path), "text", cache_dir=cache)["text"])
+    finally:
+        if not bars_were_off:
+            datasets.enable_progress_bars()
+    for row, (want, have) in enumerate(zip(expected, got, strict=False), start=1):
+        if want != have:
+            raise UserError(
+                f"{name}: row {row} changed when read back with the training loader "
+                f"(wrote {want[:60]!r}, read {(have or '')[:60]!r}); nothing was written, please report this"
+            )
+    if len(got) != len(expected):
+        raise UserError(
+            f"{name}: wrote {len(expected)} rows but the training loader reads {len(got)} "
+            f"(first difference at row {min(len(got), len(expected)) + 1}); nothing was written, please report this"
+        )
+
+
+def write_outputs(output_dir: Path, splits: dict[str, list[str]], stats: dict[str, Any]) -> list[Path]:
+    """Write, read back and check in a hidden folder inside ``output_dir``, then move into place."""
+    if output_dir.exists() and not output_dir.is_dir():
+        raise UserError(f"--output_dir {output_dir} is a file; give a folder")
+    created = [p for p in (output_dir.absolute(), *output_dir.absolute().parents) if not p.exists()]
+    output_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".text2csv-", dir=output_dir))
+    written = []
+    try:
+        for name, examples in splits.items():
+            write_csv(staging / f"{name}.csv", ({"text": t} for t in examples), ["text"])
+            check_round_trip(staging / f"{name}.csv", examples, str(output_dir / f"{name}.csv"))
+        for name in splits:
+            os.replace(staging / f"{name}.csv", output_dir / f"{name}.csv")
+            written.append(output_dir / f"{name}.csv")
+        write_json(output_dir / STATS_FILE, stats)
+        written.append(output_dir / STATS_FILE)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the folders made here, innermost first, if still empty
+            for folder in created:
+                folder.rmdir()
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    return written
+
+
+def _check_outputs_are_not_inputs(args: Text2CsvArgs, output_dir: Path) -> None:
+    outputs = {(output_dir / name).resolve() for name in ("train.csv", "validation.csv", STATS_FILE)}
+    for path in [*args.inputs, *args.validation]:
+        if Path(path).resolve() in outputs:
+            raise UserError(f"{path} is both an input and an output; choose another --output_dir")
+
+
+# ---------------------------------------------------------------------------------------------------
+# The command
+
+
+def text2csv(args: Text2CsvArgs) -> dict[str, Any]:
+    """Read, split, clean, check, write; print a summary and return the statistics written to the JSON."""
+    assert args.output_dir is not None
+    output_dir = Path(args.output_dir)
+    _check_outputs_are_not_inputs(args, output_dir)
+    splits, split_stats, cuts = build_splits(args)
+    stats: dict[str, Any] = {
+        "split": args.split,
+        "column": args.column,
+        "validation_fraction": 0.0 if args.validation else args.validation_fraction,
+        "seed": args.seed,
+    }
+    if args.separator is not None:
+        stats["separator"] = args.separator
+    if args.split == "tokens":
+        stats["max_tokens"] = args.max_tokens
+        stats["tokenizer"] = args.tokenizer
+        stats["cut"] = {name: cuts[name] for name in ("paragraph", "line", "sentence", "token")}
+    stats["splits"] = {name: st.as_dict() for name, st in split_stats.items()}
+    written = write_outputs(output_dir, splits, stats)
+    for line in summary_lines(args, stats):
+        print(line, flush=True)
+    print(f"wrote {', '.join(str(p) for p in written)}", flush=True)
+    stale = output_dir / "validation.csv"
+    if "validation" not in splits and stale.exists():
+        print(f"note: no validation split this time; {stale} is from an earlier run", flush=True)
+    return stats
+
+
+def summary_lines(args: Text2CsvArgs, stats: dict[str, Any]) -> Iterator[str]:
+    """The summary printed after writing: per split, examples, characters, and what was dropped and why."""
+    mode = "the GPT2-XL guide's layout, " if args.guide_mode else ""
+    yield f"text2csv: {mode}one example per {_UNIT[args.split]}"
+    for name, st in stats["splits"].items():
+        figures = f"{_n(st['examples'], 'example')}, {_n(st['characters'], 'character')}"
+        if "tokens" in st:
+            figures += f", {_n(st['tokens'], 'token')} (at most {st['max_tokens_per_example']:,} per example)"
+        if st.get("held_out_of_train"):
+            source = f"held out of train ({stats['validation_fraction']:g}, seed {stats['seed']})"
+        else:
+            dropped = ", ".join(f"{n:,} {_DROP[k]}" for k, n in st["dropped"].items())
+            source = f"from {_n(st['documents'], 'document')}; dropped {dropped}"
+        yield f"  {name + '.csv:':16}{figures}; {source}"
+    if "cut" in stats:
+        c = stats["cut"]
+        yield (
+            f"  cut: {c['paragraph']:,} documents between paragraphs, {c['line']:,} paragraphs between lines, "
+            f"{c['sentence']:,} lines between sentences, {c['token']:,} sentences between tokens"
+        )
+    if "validation" not in stats["splits"]:
+        yield "  no validation split: pass --validation INPUT... or --validation_fraction 0.1 for one"
+
+
+def _n(count: int, noun: str) -> str:
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
+_UNIT = {
+    "file": "document (file or table row)",
+    "line": "line",
+    "paragraph": "paragraph",
+    "separator": "piece between separators",
+    "tokens": "run of paragraphs within the token limit",
+}
+_DROP = {"empty": "empty", "duplicate": "duplicate", "in_train": "also in train"}
