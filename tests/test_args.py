@@ -1,4 +1,5 @@
 import json
+import os
 
 import pytest
 
@@ -45,7 +46,8 @@ def test_legacy_keys_in_a_json_file():
     }
 
 
-def test_guide_flags_parse_and_fp16_falls_back_on_cpu(tmp_path):
+def test_guide_flags_parse_and_fp16_falls_back_on_cpu(tmp_path, monkeypatch):
+    monkeypatch.setenv("TENSORBOARD_LOGGING_DIR", "")  # restored after the test
     model, data, run, training = parse_args(
         [*BASE, "--output_dir", str(tmp_path), "--fp16", "--overwrite_cache", "--evaluation_strategy=steps",
          "--eval_steps", "200", "--overwrite_output_dir", "--logging_dir", str(tmp_path / "tb")]
@@ -53,6 +55,7 @@ def test_guide_flags_parse_and_fp16_falls_back_on_cpu(tmp_path):
     assert training.eval_strategy == "steps" and training.eval_steps == 200
     assert data.overwrite_cache and run.overwrite_output_dir
     assert training.fp16 is False  # no CUDA here: logged fallback to fp32
+    assert os.environ["TENSORBOARD_LOGGING_DIR"] == str(tmp_path / "tb")
 
 
 def test_a_single_json_file_is_the_whole_command_line(tmp_path):
