@@ -25,10 +25,11 @@ def test_saved_folder_generates_with_sep_visible_and_stops_at_end_of_text(tmp_pa
     write_text_csv(tmp_path / "train.csv", [{"text": ROW}] * 32)
     results = main(
         ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(tmp_path / "train.csv"), "--do_train",
-         "--num_train_epochs", "20", "--per_device_train_batch_size", "8", "--learning_rate", "5e-3",
+         "--max_train_samples", "16", "--num_train_epochs", "40", "--per_device_train_batch_size", "8",
+         "--learning_rate", "5e-3",
          "--warmup_steps", "0", *common(tmp_path)]
     )  # fmt: skip
-    assert results["sequence_mode"] == "records"
+    assert results["sequence_mode"] == "records" and results["train_samples"] == 16
     assert results["train_loss"] < 2.0
     generator = pipeline("text-generation", model=str(tmp_path / "out"))  # no extra arguments
     prompt = format_prompt("Baker", ["bread", "oven"])
@@ -45,10 +46,12 @@ def test_from_scratch_on_a_plain_corpus_smaller_than_one_block(tmp_path, bpe_tok
     results = main(
         ["--model_type", "gpt2", "--config_overrides", "n_layer=2,n_embd=32,n_head=2,n_positions=128",
          "--tokenizer_name", str(bpe_tokenizer_dir), "--train_file", str(corpus), "--validation_split_percentage", "0",
-         "--do_train", "--do_eval", "--validation_file", str(corpus), "--num_train_epochs", "2", *common(tmp_path)]
+         "--do_train", "--do_eval", "--validation_file", str(corpus), "--num_train_epochs", "2",
+         "--preprocessing_num_workers", "2", *common(tmp_path)]
     )  # fmt: skip
     assert results["sequence_mode"] == "concat" and results["block_size"] == 128
-    assert results["train_samples"] == 1  # one short block instead of a crash
+    # a short block instead of a crash; with 2 workers each worker's shard gives its own (2 lines, 2 shards)
+    assert results["train_samples"] == 2
     assert math.isfinite(results["eval_loss"])
     assert math.isclose(results["eval_perplexity"], math.exp(results["eval_loss"]), rel_tol=1e-6)
     assert 0.0 <= results["eval_accuracy"] <= 1.0
