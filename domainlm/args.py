@@ -75,13 +75,22 @@ class DataArguments:
     block_size: int | None = field(
         default=None, metadata={"help": "Sequence length in tokens (default: the model's context, at most 1024)."}
     )
-    sequence_mode: Literal["auto", "records", "concat"] = field(
+    sequence_mode: Literal["auto", "records", "packed", "concat"] = field(
         default="auto",
         metadata={
-            "help": "records: one row per sequence, end-of-text appended, padded per batch. concat: rows joined "
-            "with end-of-text and cut into block_size chunks. auto: records when rows are title<|SEP|>keywords"
-            "<|SEP|>text, else concat."
+            "help": "records: one row per sequence, end-of-text appended, padded per batch. packed: records "
+            "packed several to a block with per-record position ids, none attending to another. concat: rows "
+            "joined with end-of-text and cut into block_size chunks. auto: records when rows are "
+            "title<|SEP|>keywords<|SEP|>text, else concat."
         },
+    )
+    loss_on: Literal["all", "body"] = field(
+        default="all",
+        metadata={"help": "body: the title and keywords of each record carry no loss; the body and end-of-text do."},
+    )
+    shuffle_keywords: bool = field(
+        default=False,
+        metadata={"help": "Reshuffle each record's keyword order every epoch (deterministic under --seed)."},
     )
     overlong: Literal["drop", "truncate", "error"] | None = field(
         default=None,

@@ -6,10 +6,15 @@ Two ways to turn rows into sequences:
   that the loss ignores. For ``title<|SEP|>keywords<|SEP|>text`` rows, where a record cut in half
   would teach the model broken postings. Rows longer than ``block_size`` are dropped (counted and
   logged), truncated, or refused, as ``--overlong`` says.
+- ``packed``: records as above, several to a row of at most ``block_size`` tokens, each with its own
+  position ids (0, 1, ...) and no attention mask, so that the model's causal mask is block-diagonal:
+  no record attends to another, and almost no compute goes to padding.
 - ``concat``: rows joined with end-of-text and cut into ``block_size`` chunks, as upstream run_clm
   does for plain corpora; a corpus smaller than one block gives one shorter block instead of an error.
 
 ``auto`` (the default) picks ``records`` when every sampled row has the record layout, else ``concat``.
+With ``--loss_on body`` the title and keywords of a record are masked out of the labels (its
+``<|SEP|>`` tokens too); the body and the end-of-text carry the loss.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
 from domainlm.tables import iter_csv, read_table, require_columns
-from domainlm.template import is_record
+from domainlm.template import SEP_TOKEN, is_record
 
 if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
@@ -126,6 +131,32 @@ def resolve_sequence_mode(mode: str, texts: Sequence[str], sample: int = 200) ->
     return "records" if head and all(is_record(t) for t in head) else "concat"
 
 
+@dataclass
+class RecordEncoder:
+    """``text -> (input_ids, labels)`` for one record: ``tokens + [eos]``, prompt masked if ``body_only``."""
+
+    tokenizer: PreTrainedTokenizerBase
+    body_only: bool = False
+
+    def __post_init__(self) -> None:
+        self.eos = self.tokenizer.eos_token_id
+        self.sep = self.tokenizer.get_vocab().get(SEP_TOKEN)
+        if self.body_only and self.sep is None:
+            raise UserError(f"--loss_on body needs {SEP_TOKEN} in the tokenizer's vocabulary")
+
+    def labels_for(self, ids: list[int]) -> list[int]:
+        labels = list(ids)
+        if self.body_only:
+            seps = [i for i, t in enumerate(ids) if t == self.sep][:2]
+            if len(seps) == 2:
+                labels[: seps[1] + 1] = [IGNORE_INDEX] * (seps[1] + 1)
+        return labels
+
+    def encode(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
+        ids = [[*x, self.eos] for x in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return ids, [self.labels_for(x) for x in ids]
+
+
 def tokenize_records(
     ds: Dataset,
     tokenizer: PreTrainedTokenizerBase,
@@ -133,18 +164,24 @@ def tokenize_records(
     overlong: str = "drop",
     num_proc: int | None = None,
     load_from_cache_file: bool = True,
+    body_only: bool = False,
+    keep_text: bool = False,
 ) -> Dataset:
-    """One sequence per row: ``tokens + [eos]``. Rows over ``block_size`` tokens: drop/truncate/error."""
-    eos = tokenizer.eos_token_id
+    """One sequence per row: ``input_ids`` = ``tokens + [eos]`` and ``labels``.
+
+    Rows over ``block_size`` tokens are dropped, truncated or an error (``overlong``). ``keep_text``
+    keeps the ``text`` column (keyword shuffling re-encodes rows each epoch).
+    """
+    encoder = RecordEncoder(tokenizer, body_only)
 
     def encode(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
-        ids = tokenizer(batch["text"], add_special_tokens=False)["input_ids"]
-        return {"input_ids": [[*x, eos] for x in ids]}
+        ids, labels = encoder.encode(batch["text"])
+        return {"input_ids": ids, "labels": labels}
 
     out = ds.map(
         encode,
         batched=True,
-        remove_columns=ds.column_names,
+        remove_columns=[c for c in ds.column_names if not (keep_text and c == "text")],
         num_proc=num_proc,
         load_from_cache_file=load_from_cache_file,
         desc="tokenising records",
@@ -161,7 +198,13 @@ def tokenize_records(
         )
     if overlong == "truncate":
         logger.warning("truncating %d of %d rows to %d tokens", len(too_long), len(out), block_size)
-        return out.map(lambda b: {"input_ids": [x[:block_size] for x in b["input_ids"]]}, batched=True)
+        return out.map(
+            lambda b: {
+                "input_ids": [x[:block_size] for x in b["input_ids"]],
+                "labels": [x[:block_size] for x in b["labels"]],
+            },
+            batched=True,
+        )
     keep = sorted(set(range(len(out))) - set(too_long))
     logger.warning(
         "dropped %d of %d rows longer than %d tokens (pass --overlong truncate to keep them cut)",
@@ -172,6 +215,73 @@ def tokenize_records(
     if not keep:
         raise UserError(f"every row is longer than --block_size {block_size}; raise it or shorten the rows")
     return out.select(keep)
+
+
+def pack_lengths(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Indices grouped into bins of total length <= ``capacity``: best-fit decreasing, deterministic.
+
+    Longest first, each into the fullest bin it still fits (ties: the earliest bin). Bins come out
+    in creation order; within a bin, indices in the order they were placed.
+    """
+    import bisect
+
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], i))
+    bins: list[list[int]] = []
+    free: list[tuple[int, int]] = []  # sorted (remaining capacity, bin id)
+    for i in order:
+        n = lengths[i]
+        if n > capacity:
+            raise ValueError(f"sequence {i} has {n} tokens, over the capacity {capacity}")
+        k = bisect.bisect_left(free, (n, -1))
+        if k < len(free):
+            room, b = free.pop(k)
+        else:
+            room, b = capacity, len(bins)
+            bins.append([])
+        bins[b].append(i)
+        if room - n > 0:
+            bisect.insort(free, (room - n, b))
+    return bins
+
+
+def pack_records(ds: Dataset, block_size: int) -> Dataset:
+    """Tokenised records packed into rows with per-record ``position_ids``.
+
+    The first label of every record is ignored: it would be predicted from the previous record's end.
+    A ``text`` column becomes ``texts`` (the records of each row, in order).
+    """
+    from datasets import Dataset as ArrowDataset
+
+    ids_col, labels_col = ds["input_ids"], ds["labels"]
+    texts_col = ds["text"] if "text" in ds.column_names else None
+    bins = pack_lengths([len(x) for x in ids_col], block_size)
+    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "position_ids": []}
+    if texts_col is not None:
+        rows["texts"] = []
+    for members in bins:
+        ids: list[int] = []
+        labels: list[int] = []
+        pos: list[int] = []
+        for i in members:
+            x, y = list(ids_col[i]), list(labels_col[i])
+            ids += x
+            labels += [IGNORE_INDEX, *y[1:]]
+            pos += range(len(x))
+        rows["input_ids"].append(ids)
+        rows["labels"].append(labels)
+        rows["position_ids"].append(pos)
+        if texts_col is not None:
+            rows["texts"].append([texts_col[i] for i in members])
+    packed = ArrowDataset.from_dict(rows)
+    n_tokens = sum(len(x) for x in rows["input_ids"])
+    logger.info(
+        "packed %d records into %d rows of up to %d tokens (%.1f%% filled)",
+        len(ids_col),
+        len(packed),
+        block_size,
+        100 * n_tokens / max(1, len(packed) * block_size),
+    )
+    return packed
 
 
 def concat_and_chunk(
@@ -214,26 +324,40 @@ def build_sequences(
 ) -> Dataset:
     cache = not data_args.overwrite_cache
     workers = data_args.preprocessing_num_workers
-    if mode == "records":
-        return tokenize_records(ds, tokenizer, block_size, data_args.overlong or "drop", workers, cache)
+    body_only = data_args.loss_on == "body"
+    keep_text = data_args.shuffle_keywords
+    if mode in ("records", "packed"):
+        ds = tokenize_records(
+            ds, tokenizer, block_size, data_args.overlong or "drop", workers, cache, body_only, keep_text
+        )
+        return pack_records(ds, block_size) if mode == "packed" else ds
     if mode == "concat":
+        if body_only or keep_text:
+            raise UserError("--loss_on body and --shuffle_keywords need record rows (--sequence_mode records/packed)")
         return concat_and_chunk(ds, tokenizer, block_size, workers, cache)
-    raise UserError(f"--sequence_mode {mode}: use auto, records or concat")
+    raise UserError(f"--sequence_mode {mode}: use auto, records, packed or concat")
 
 
 @dataclass
 class CausalLMCollator:
-    """Pads a batch to its longest sequence; pad positions get attention 0 and label -100.
+    """Pads a batch to its longest sequence; pad positions get label -100.
 
-    Labels are the input ids (the model shifts them) unless a feature brings its own ``labels``.
+    Plain rows get an attention mask (0 on pads). Packed rows (with ``position_ids``) get none: the
+    model derives the block-diagonal causal mask from where the position ids restart, and the pad
+    tail forms its own segment. Labels are the input ids unless a feature brings its own ``labels``.
+    ``shuffler``, when set, reorders record keywords before encoding (see ``keyword_shuffle``).
     """
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
+    shuffler: Any = None
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
 
+        if self.shuffler is not None:
+            features = self.shuffler(features)
+        packed = "position_ids" in features[0]
         longest = max(len(f["input_ids"]) for f in features)
         if self.pad_to_multiple_of:
             m = self.pad_to_multiple_of
@@ -241,10 +365,16 @@ class CausalLMCollator:
         ids = torch.full((len(features), longest), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(features), longest), dtype=torch.long)
         labels = torch.full((len(features), longest), IGNORE_INDEX, dtype=torch.long)
+        positions = torch.arange(longest).repeat(len(features), 1) if packed else None
         for i, f in enumerate(features):
             x = torch.as_tensor(f["input_ids"], dtype=torch.long)
             n = len(x)
             ids[i, :n] = x
             mask[i, :n] = 1
             labels[i, :n] = torch.as_tensor(f["labels"], dtype=torch.long) if "labels" in f else x
+            if packed:
+                positions[i, :n] = torch.as_tensor(f["position_ids"], dtype=torch.long)
+                positions[i, n:] = torch.arange(longest - n)
+        if packed:
+            return {"input_ids": ids, "labels": labels, "position_ids": positions}
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
