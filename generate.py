@@ -1,17 +1,26 @@
 #!/usr/bin/env python
-"""Generate job postings (or free text) with a fine-tuned folder.
+"""Generate job postings (or free text) with a fine-tuned folder, in left-padded batches.
 
     python generate.py --model_dir finetuned --title "Data Scientist" --keywords "python, sql, a/b testing"
-    python generate.py --model_dir finetuned --prompts_file work/data/validation.csv --num_prompts 3
-    python generate.py --model_dir finetuned --prompt "Shall I compare thee"
+    python generate.py --model_dir finetuned --prompts_file work/data/validation.csv --num_prompts 3 \\
+        --max_new_tokens 300 --output samples.jsonl
+    python generate.py --model_dir finetuned --prompts_file prompts.csv --strategy beam --num_beams 4 --output out.csv
+    python generate.py --model_dir finetuned --prompt "Shall I compare thee" --strategy top_p --top_p 0.9 --seed 7
 
-Prints each prompt and what the model wrote after it; ``--output FILE.jsonl`` also saves them.
+Prints each prompt and what the model wrote after it. ``--output`` (.jsonl or .csv) also saves one row
+per output: prompt, title, keywords, generated, seed, return_index, new_tokens, stopped_at_eos and
+every generation setting. A row's seed reproduces it: the same prompt with ``--seed <row seed>`` and
+the same settings gives the same text, alone or in any batch.
 """
 
 import argparse
 import sys
+from pathlib import Path
 
 from domainlm.errors import run_cli
+from domainlm.generation import add_generation_arguments
+
+OUTPUT_SUFFIXES = (".jsonl", ".csv")
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -22,38 +31,64 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt", help="free text to continue (plain-corpus models)")
     p.add_argument("--prompts_file", help="CSV/JSONL with title+keywords, prompt, or record text columns")
     p.add_argument("--num_prompts", type=int, default=None, help="use only the first N prompts of the file")
-    p.add_argument("--max_new_tokens", type=int, default=256, help="longest continuation, in tokens")
-    p.add_argument("--seed", type=int, default=0, help="same seed, same output")
-    p.add_argument("--output", help="also write the results to this .jsonl file")
+    p.add_argument("--output", help="also write the results to this .jsonl or .csv file")
+    p.add_argument("--quiet", action="store_true", help="print no texts and no progress bar")
+    add_generation_arguments(p)
     return p
 
 
 def main(argv=None):
     from domainlm.errors import UserError
-    from domainlm.generation import Prompt, generate, load_generator, prompts_from_file
-    from domainlm.template import format_prompt
+    from domainlm.generation import Prompt, generate_batch, load_model_dir, prompts_from_file, settings_from_args
+    from domainlm.template import KEYWORD_JOINER, clean_keywords, format_prompt
 
     args = make_parser().parse_args(argv)
+    settings = settings_from_args(args)  # bad settings fail before the model loads
+    if args.output and Path(args.output).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise UserError(f"--output {args.output}: use a .jsonl or .csv file name")
     if args.prompts_file:
         prompts = prompts_from_file(args.prompts_file, args.num_prompts)
     elif args.title:
-        prompts = [Prompt(format_prompt(args.title, args.keywords), args.title, args.keywords)]
+        keywords = KEYWORD_JOINER.join(clean_keywords(args.keywords))
+        try:
+            prompts = [Prompt(format_prompt(args.title, keywords), args.title, keywords)]
+        except ValueError as err:
+            raise UserError(f"--title/--keywords: {err}") from None
     elif args.prompt:
         prompts = [Prompt(args.prompt)]
     else:
         raise UserError("give --title (and --keywords), --prompt, or --prompts_file")
-    generator = load_generator(args.model_dir)
-    texts = generate(generator, [p.prompt for p in prompts], args.max_new_tokens, args.seed)
+    model, tokenizer = load_model_dir(args.model_dir)
+    outputs = generate_batch(model, tokenizer, [p.prompt for p in prompts], settings, progress=not args.quiet)
     rows = []
-    for i, (p, text) in enumerate(zip(prompts, texts, strict=True), start=1):
-        print(f"\n=== {i}. {p.prompt}\n{text.strip()}\n", flush=True)
+    for g in outputs:
+        p = prompts[g.index]
+        if not args.quiet:
+            label = f"{g.index + 1}" + (f".{g.return_index + 1}" if settings.num_return_sequences > 1 else "")
+            print(f"\n=== {label}. {p.prompt}\n{g.text.strip()}\n", flush=True)
         rows.append(
-            {"prompt": p.prompt, "title": p.title, "keywords": p.keywords, "generated": text, "seed": args.seed + i - 1}
+            {
+                "prompt": p.prompt,
+                "title": p.title,
+                "keywords": p.keywords,
+                "generated": g.text,
+                "seed": g.seed,
+                "return_index": g.return_index,
+                "new_tokens": g.new_tokens,
+                "stopped_at_eos": g.stopped,
+                **{k: v for k, v in settings.as_dict().items() if k != "seed"},  # the row's seed is above
+                "max_new_tokens": g.max_new_tokens,  # after clipping to the context
+                "model_dir": str(args.model_dir),
+            }
         )
     if args.output:
-        from domainlm.tables import write_jsonl
+        from domainlm.tables import write_csv, write_jsonl
 
-        write_jsonl(args.output, rows)
+        if args.output.lower().endswith(".csv"):
+            write_csv(args.output, rows, list(rows[0]))
+        else:
+            write_jsonl(args.output, rows)
+    return rows
 
 
 if __name__ == "__main__":

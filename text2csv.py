@@ -14,6 +14,10 @@ A folder of .txt files (recursive, sorted), one example per file, with validatio
 
     python text2csv.py books/ --validation heldout/ --output_dir data/books
 
+A text file written on Windows (cp1252 rather than UTF-8; the CSVs are UTF-8 all the same):
+
+    python text2csv.py notes.txt --encoding cp1252 --output_dir data/notes
+
 The Joke column of two CSV files, one example per row, 5% held out:
 
     python text2csv.py onelinefun.csv reddit-cleanjokes.csv --column Joke --validation_fraction 0.05 \
@@ -62,6 +66,12 @@ def make_parser() -> argparse.ArgumentParser:
         help="share of examples held out for validation (default 0.1 with one INPUT and no --validation, else 0)",
     )
     parser.add_argument("--seed", type=int, default=42, help="chooses the held-out examples")
+    parser.add_argument(
+        "--encoding",
+        default="utf-8",
+        help="encoding of the text and csv/json inputs, e.g. cp1252 or latin-1 (default utf-8, a BOM is "
+        "dropped); the outputs are always UTF-8",
+    )
     return parser
 
 

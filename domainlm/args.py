@@ -48,6 +48,45 @@ class ModelArguments:
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are stored."})
     model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit."})
+    # Memory and speed (domainlm/modeling.py); --gradient_checkpointing and --torch_compile are TrainingArguments
+    attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = field(
+        default=None,
+        metadata={
+            "help": "Attention kernel. Default: the model's (sdpa for GPT-2, eager for GPT-Neo, which has no sdpa). "
+            "flash_attention_2 needs a CUDA GPU, the flash-attn package and --bf16 or --fp16."
+        },
+    )
+    fused_gelu: bool = field(
+        default=False,
+        metadata={
+            "help": "Replace the Python gelu_new activation (GPT-2, GPT-Neo) by PyTorch's fused gelu_pytorch_tanh: "
+            "the same function to about 1e-6, less activation memory, faster; saved in config.json."
+        },
+    )
+    pad_vocab_to_multiple_of: int | None = field(
+        default=None,
+        metadata={
+            "help": "Pad the embedding rows to a multiple of this (64 for GPU matmuls). The padded ids are never "
+            "generated (suppressed in the generation config); config.vocab_size then exceeds len(tokenizer)."
+        },
+    )
+    # What is trained (domainlm/freezing.py)
+    unfreeze_last_n: int | None = field(
+        default=None, metadata={"help": "Train only the last N blocks, the final norm and the head; freeze the rest."}
+    )
+    unfreeze_schedule: str | None = field(
+        default=None,
+        metadata={
+            "help": 'Gradual unfreezing, "STEP:N,...": e.g. "0:2,100:4,200:all" (last 2 blocks, then 4, then all).'
+        },
+    )
+    unfreeze_unit: Literal["steps", "epochs"] = field(
+        default="steps", metadata={"help": "Whether --unfreeze_schedule counts optimizer steps or epochs."}
+    )
+    layerwise_lr_decay: float | None = field(
+        default=None,
+        metadata={"help": "Discriminative learning rates: each block below the head learns D times slower (e.g. 0.8)."},
+    )
 
     def __post_init__(self) -> None:
         if self.config_overrides and self.model_name_or_path:
@@ -56,8 +95,18 @@ class ModelArguments:
             raise UserError(
                 "give --model_name_or_path (a folder or hub name), or --model_type gpt2 to start from scratch"
             )
+        if self.layerwise_lr_decay is not None and not 0 < self.layerwise_lr_decay <= 1:
+            raise UserError("--layerwise_lr_decay must be in (0, 1]")
+        if self.unfreeze_last_n is not None and self.unfreeze_schedule:
+            raise UserError("--unfreeze_last_n and --unfreeze_schedule exclude each other; pick one")
         if self.model_type and self.model_type not in ("gpt2", "gpt_neo"):
             raise UserError(f"--model_type {self.model_type}: supported types are gpt2 and gpt_neo")
+        if self.pad_vocab_to_multiple_of is not None and self.pad_vocab_to_multiple_of < 1:
+            raise UserError("--pad_vocab_to_multiple_of must be 1 or more (64 suits GPU matmuls)")
+        if self.model_type and self.attn_implementation:
+            from domainlm.modeling import check_attn_implementation
+
+            check_attn_implementation(self.model_type, self.attn_implementation)
 
 
 @dataclass
@@ -120,6 +169,41 @@ class RunArguments:
             "last checkpoint there (the 4.x behaviour)."
         },
     )
+    # Long runs and what they show (domainlm/guards.py, domainlm/callbacks.py, domainlm/model_card.py)
+    check_disk_space: bool = field(
+        default=True,
+        metadata={
+            "help": "Before the first step, refuse to start when the checkpoints kept at once (size estimated "
+            "from parameters, optimizer state and ZeRO stage) and the final model do not fit in the free space."
+        },
+    )
+    max_skipped_steps: int = field(
+        default=50,
+        metadata={
+            "help": "Stop after this many optimizer steps in a row skipped for overflowing fp16 gradients "
+            "(0: never). A NaN or infinite loss always stops the run."
+        },
+    )
+    eval_before_training: bool = field(
+        default=False,
+        metadata={"help": "Evaluate before the first step too: all_results.json and README.md show eval_before_*."},
+    )
+    sample_every_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Every N optimizer steps, generate from validation titles and keywords into "
+            "output_dir/samples.jsonl (0: never). The training trajectory is unchanged."
+        },
+    )
+    num_samples: int = field(default=3, metadata={"help": "Prompts sampled each time (--sample_every_steps)."})
+    sample_max_new_tokens: int = field(default=64, metadata={"help": "Tokens generated per sample."})
+
+    def __post_init__(self) -> None:
+        for flag in ("max_skipped_steps", "sample_every_steps", "num_samples"):
+            if getattr(self, flag) < 0:
+                raise UserError(f"--{flag} must be 0 or more")
+        if self.sample_max_new_tokens < 1:
+            raise UserError("--sample_max_new_tokens must be 1 or more")
 
 
 # 4.x-era flag -> current flag (None: accepted and handled here, not passed on).

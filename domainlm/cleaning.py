@@ -1,7 +1,9 @@
 """Cleaning scraped posting text: HTML, scraping leftovers, Unicode and line endings.
 
 Paragraphs (blank-line separated) and line breaks inside them are kept; what goes is markup,
-"Show more"/"See more" buttons the scraper captured, trailing spaces and runs of blank lines.
+"Show more"/"See more" buttons the scraper captured, invisible characters, trailing spaces and
+runs of blank lines. Only known HTML element names count as tags, so ``salary <50k`` or
+``<https://example.com/job>`` survive.
 """
 
 from __future__ import annotations
@@ -10,36 +12,103 @@ import html
 import re
 import unicodedata
 
-_BLOCK_TAGS = re.compile(r"(?i)<\s*(br|/p|/div|/li|/h[1-6]|/ul|/ol|/tr)\s*/?\s*>")
-_LI_TAG = re.compile(r"(?i)<\s*li[^>]*>")
-_TAG = re.compile(r"<[^>]{0,500}>")
-_LEFTOVER_LINE = re.compile(r"(?im)^\s*(show more|show less|see more|see less|…\s*more|\.\.\.\s*more)\s*$")
-_TRAILING_LEFTOVER = re.compile(r"(?i)\s*(show more|see more)\s*$")
-_SPACES = re.compile(r"[ \t\u00a0]+")
+_ELEMENTS = (
+    "a|abbr|address|article|aside|b|big|blockquote|body|br|center|cite|code|col|colgroup|dd|del|div|dl|dt|em|"
+    "font|footer|h[1-6]|head|header|hr|html|i|img|ins|kbd|li|main|mark|meta|nav|ol|p|pre|q|s|section|small|"
+    "span|strike|strong|sub|sup|table|tbody|td|tfoot|th|thead|title|tr|tt|u|ul"
+)
+_DROP_ELEMENTS = re.compile(r"(?is)<(script|style)\b[^>]*>.*?</\1\s*>|<!--.*?-->")
+# Tags that break lines. Each becomes a marker; a run of markers (with the whitespace of pretty-printed
+# HTML between them) becomes one break, so "</div><div>" is one line break, not two.
+_BREAK_TAGS = re.compile(
+    r"(?i)<(/?)(br|li|p|h[1-6]|ul|ol|table|blockquote|pre|section|article|header|footer|div|tr|dd|dt|hr)\b[^<>]*>"
+)
+_PARAGRAPH, _LINE, _BR, _ITEM = "\x02", "\x03", "\x01", "\x04"
+_MARKER_RUN = re.compile(r"\s*[\x01-\x04][\x01-\x04\s]*")
+_TAG = re.compile(rf"(?i)</?({_ELEMENTS})\b(\s[^<>]*)?/?>")
+
+# Buttons a scraper picks up: alone on a line, after an ellipsis, or glued to the end of the text.
+_LEFTOVER_LINE = re.compile(r"(?im)^[ \t]*(?:…|\.\.\.)?[ \t]*(show|see|read) (more|less)[ \t]*$")
+_ELLIPSIS_LEFTOVER = re.compile(r"(?i)(…|\.\.\.)[ \t]*(show|see|read) more\b")
+_GLUED_ENDINGS = ("Show more", "See more", "Show less", "See less")
+_GLUED_LEFTOVER = re.compile(rf"(?<=[.!?:)\w])({'|'.join(_GLUED_ENDINGS)})\s*$")
+
+_INVISIBLE = re.compile("[\u00ad\u200b\u200c\u200d\u2060\ufeff]")  # soft hyphen, zero widths
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# C1 controls in scraped text are Windows-1252 punctuation read as Latin-1 ("Analyst\x92s"): map them
+# back ("Analyst’s"); the five bytes cp1252 leaves undefined are dropped.
+_CP1252 = {chr(c): bytes([c]).decode("cp1252", errors="ignore") for c in range(0x80, 0xA0)}
+_C1 = re.compile("[\x80-\x9f]")
+_SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
 
 def normalise_newlines(text: str) -> str:
-    return text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
+    """``\\r\\r\\n`` (Windows text written twice), ``\\r\\n``, ``\\r`` and Unicode separators to ``\\n``."""
+    text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
+    return text.replace("\u2028", "\n").replace("\u2029", "\n\n")
+
+
+def _break_marker(m: re.Match[str]) -> str:
+    closing, name = m.group(1), m.group(2).lower()
+    if name == "br":
+        return _BR
+    if name == "li":
+        return "" if closing else _ITEM
+    return _LINE if name in ("div", "tr", "dd", "dt", "hr") else _PARAGRAPH
+
+
+def _break(m: re.Match[str]) -> str:
+    run = m.group(0)
+    gap = "\n\n" if _PARAGRAPH in run or run.count(_BR) >= 2 else "\n"
+    return gap + "- " if _ITEM in run else gap
+
+
+def strip_html(text: str) -> str:
+    """Tags out; block elements to line or paragraph breaks (``<br><br>`` is a paragraph), list items to
+    ``- `` lines."""
+    text = _DROP_ELEMENTS.sub("", text)
+    text = _MARKER_RUN.sub(_break, _BREAK_TAGS.sub(_break_marker, text))
+    return _TAG.sub("", text)
+
+
+def _normalise(text: str) -> str:
+    """Line endings, HTML, entities, NFC, invisible and control characters."""
+    text = normalise_newlines(text)
+    if "<" in text:
+        text = strip_html(text)
+    text = html.unescape(text)  # after the tags, so that an escaped "&lt;b&gt;" stays visible text
+    text = _INVISIBLE.sub("", normalise_newlines(unicodedata.normalize("NFC", text)))
+    text = _C1.sub(lambda m: _CP1252[m.group()], text.replace("\t", " "))
+    return _CONTROL.sub("", text)
 
 
 def clean_text(text: str) -> str:
     """Posting text without HTML or scraping leftovers, NFC, ``\\n`` line endings, paragraphs kept."""
-    text = normalise_newlines(text)
-    if "<" in text and ">" in text:
-        text = _BLOCK_TAGS.sub("\n", text)
-        text = _LI_TAG.sub("\n- ", text)
-        text = _TAG.sub("", text)
-    text = html.unescape(text)
-    text = unicodedata.normalize("NFC", text)
-    text = _LEFTOVER_LINE.sub("", text)
-    text = _TRAILING_LEFTOVER.sub("", text)
-    lines = [_SPACES.sub(" ", line).strip() for line in text.split("\n")]
-    text = "\n".join(lines)
-    return _BLANK_RUNS.sub("\n\n", text).strip()
+    text = _LEFTOVER_LINE.sub("", _normalise(text))
+    text = _ELLIPSIS_LEFTOVER.sub(r"\1", text)
+    lines = [line.strip() for line in _SPACES.sub(" ", text).split("\n")]
+    text = _BLANK_RUNS.sub("\n\n", "\n".join(lines)).strip()
+    if text.endswith(_GLUED_ENDINGS):  # the regex alone would scan the whole text
+        text = _GLUED_LEFTOVER.sub("", text).rstrip()
+    return text
+
+
+_PLAIN_LINE = re.compile(r"[ -%'-;=?-~]*")  # printable ASCII without "<" and "&": nothing to normalise
+
+
+def clean_line(text: str) -> str:
+    """A one-line field (a title, a keyword): normalised like text, all whitespace to single spaces."""
+    return " ".join((text if _PLAIN_LINE.fullmatch(text) else _normalise(text)).split())
 
 
 def dedupe_key(title: str, text: str) -> str:
-    """Two postings with the same key are the same posting: case, spacing and punctuation ignored."""
-    joined = f"{title}\n{text}".casefold()
+    """Two postings with the same key are the same posting: case, spacing, punctuation and Unicode
+    compatibility forms (full-width letters, ligatures) ignored."""
+    joined = unicodedata.normalize("NFKC", f"{title}\n{text}").casefold()
     return " ".join(re.findall(r"\w+", joined))
+
+
+def text_key(text: str) -> str:
+    """``dedupe_key`` of the text alone: the split keeps postings that share a text together."""
+    return dedupe_key("", text)

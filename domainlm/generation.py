@@ -1,85 +1,384 @@
-"""Generating postings from a title and keywords (or free text) with a fine-tuned folder.
+"""Generating postings from a title and keywords (or free text) with a fine-tuned folder, in batches.
 
 Prompts are built by ``domainlm.template.format_prompt``, the function that formatted the training
-rows, and generation goes through ``pipeline('text-generation', model=DIR)``, so what works here
-works for any user of the saved folder.
+rows. Generation runs ``model.generate`` on batches of prompts padded on the LEFT, so every prompt
+ends where its continuation starts; prompts are grouped by length to waste little on padding.
+
+Every output is reproducible on its own: sampling draws each row's tokens from that row's own random
+generator, seeded with ``seed + prompt index`` (further returns of a prompt: see ``draw_seed``), so a
+row comes out the same alone or in any batch, and ``--seed`` gives the same file twice. On CPU a row's
+first return is even what ``transformers.set_seed(row seed)`` then a one-prompt ``pipeline(...,
+do_sample=True)`` call with the same settings writes (tested). Greedy and beam search do not draw at all.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import logging
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
-from domainlm.template import format_prompt, is_record, parse_record
+from domainlm.template import KEYWORD_JOINER, clean_keywords, format_prompt, is_record, parse_record
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
+
+STRATEGIES = ("greedy", "beam", "top_k", "top_p", "top_k_top_p")
+_SAMPLING = ("top_k", "top_p", "top_k_top_p")
 
 
 @dataclass
 class Prompt:
     prompt: str
     title: str | None = None
-    keywords: str | None = None
+    keywords: str | None = None  # cleaned, joined with ", "
+    reference: str | None = None  # the real body, when the file row holds a whole record
+
+
+@dataclass
+class GenerationSettings:
+    """How to decode. Flags of generate.py and evaluate_model.py are made from these fields."""
+
+    strategy: str = field(
+        default="top_k_top_p",
+        metadata={
+            "choices": STRATEGIES,
+            "help": "greedy; beam search; sampling from the top-k tokens, the top-p mass, or both "
+            "(the saved folder's default: top-k 50, top-p 0.95)",
+        },
+    )
+    max_new_tokens: int = field(
+        default=256, metadata={"help": "longest continuation in tokens; clipped to fit the model's context"}
+    )
+    temperature: float | None = field(default=None, metadata={"help": "sampling only: <1 sharper, >1 flatter [1.0]"})
+    top_k: int | None = field(default=None, metadata={"help": "top_k, top_k_top_p: keep the k likeliest tokens [50]"})
+    top_p: float | None = field(
+        default=None, metadata={"help": "top_p, top_k_top_p: keep the smallest set with this much mass [0.95]"}
+    )
+    num_beams: int | None = field(default=None, metadata={"help": "beam: beams kept [4]"})
+    repetition_penalty: float = field(default=1.0, metadata={"help": "divide logits of tokens already seen; 1 = off"})
+    no_repeat_ngram_size: int = field(default=0, metadata={"help": "never repeat an n-gram of this size; 0 = off"})
+    num_return_sequences: int = field(default=1, metadata={"help": "outputs per prompt (beam: at most num_beams)"})
+    seed: int = field(default=0, metadata={"help": "prompt i is sampled with seed + i: same seed, same output"})
+    batch_size: int = field(default=16, metadata={"help": "prompts generated together (left-padded)"})
+
+    def __post_init__(self) -> None:
+        s = self.strategy
+        if s not in STRATEGIES:
+            raise UserError(f"--strategy {s}: choose one of {', '.join(STRATEGIES)}")
+        uses = {
+            "--temperature": s in _SAMPLING,
+            "--top_k": s in ("top_k", "top_k_top_p"),
+            "--top_p": s in ("top_p", "top_k_top_p"),
+            "--num_beams": s == "beam",
+        }
+        for flag, used in uses.items():
+            if not used and getattr(self, flag[2:]) is not None:
+                raise UserError(f"{flag} does nothing with --strategy {s}; leave it out or choose another strategy")
+        # defaults of the strategies in use: the ones configure_generation saves with the model
+        if uses["--temperature"] and self.temperature is None:
+            self.temperature = 1.0
+        if uses["--top_k"] and self.top_k is None:
+            self.top_k = 50
+        if uses["--top_p"] and self.top_p is None:
+            self.top_p = 0.95
+        if uses["--num_beams"] and self.num_beams is None:
+            self.num_beams = 4
+        checks = [
+            (self.max_new_tokens >= 1, "--max_new_tokens", "at least 1"),
+            (self.temperature is None or self.temperature > 0, "--temperature", "above 0"),
+            (self.top_k is None or self.top_k >= 1, "--top_k", "at least 1"),
+            (self.top_p is None or 0 < self.top_p <= 1, "--top_p", "in (0, 1]"),
+            (self.num_beams is None or self.num_beams >= 2, "--num_beams", "at least 2 (1 is greedy)"),
+            (self.repetition_penalty > 0, "--repetition_penalty", "above 0"),
+            (self.no_repeat_ngram_size >= 0, "--no_repeat_ngram_size", "0 or more"),
+            (self.num_return_sequences >= 1, "--num_return_sequences", "at least 1"),
+            (self.batch_size >= 1, "--batch_size", "at least 1"),
+            (self.seed >= 0, "--seed", "0 or more"),
+        ]
+        for ok, flag, want in checks:
+            if not ok:
+                raise UserError(f"{flag} {getattr(self, flag[2:])}: must be {want}")
+        if s == "greedy" and self.num_return_sequences > 1:
+            raise UserError("--num_return_sequences > 1 with --strategy greedy gives copies; sample, or use beam")
+        if s == "beam" and self.num_return_sequences > self.num_beams:
+            raise UserError(
+                f"--num_return_sequences {self.num_return_sequences} exceeds --num_beams {self.num_beams}; "
+                "raise --num_beams"
+            )
+
+    @property
+    def sampling(self) -> bool:
+        return self.strategy in _SAMPLING
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def add_generation_arguments(parser: argparse.ArgumentParser, **defaults: Any) -> None:
+    """One flag per ``GenerationSettings`` field; ``defaults`` overrides a field's default."""
+    group = parser.add_argument_group("generation")
+    for f in fields(GenerationSettings):
+        kind = {"int": int, "float": float, "str": str}[str(f.type).split(" ")[0]]
+        group.add_argument(
+            f"--{f.name}",
+            type=kind,
+            default=defaults.get(f.name, f.default),
+            choices=f.metadata.get("choices"),
+            help=f.metadata["help"],
+        )
+
+
+def settings_from_args(args: argparse.Namespace) -> GenerationSettings:
+    return GenerationSettings(**{f.name: getattr(args, f.name) for f in fields(GenerationSettings)})
+
+
+@dataclass
+class Generation:
+    """One output: which prompt, which return, what was written after the prompt."""
+
+    index: int  # position of the prompt in the list given
+    return_index: int
+    seed: int
+    text: str  # the continuation, end-of-text and padding removed
+    new_tokens: int  # tokens generated, the end-of-text included when there is one
+    stopped: bool  # True when the model wrote end-of-text (rather than running out of tokens)
+    max_new_tokens: int  # after clipping to the context
 
 
 def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt]:
     """Prompts from a CSV/JSONL with ``title`` (+ ``keywords``) or ``prompt`` columns, or record rows.
 
-    The ``validation.csv`` that prepare_jobs.py writes works as it is.
+    The ``validation.csv`` that prepare_jobs.py writes works as it is; its bodies become references.
     """
     from domainlm.tables import read_table
 
     rows = read_table(path)
     out: list[Prompt] = []
     for r in rows:
-        if r.get("title"):
-            out.append(Prompt(format_prompt(r["title"], r.get("keywords")), r["title"], r.get("keywords") or ""))
-        elif r.get("prompt"):
-            out.append(Prompt(str(r["prompt"])))
-        elif is_record(r.get("text")):
-            rec = parse_record(r["text"])
-            out.append(Prompt(format_prompt(rec.title, rec.keywords), rec.title, ", ".join(rec.keywords)))
-        else:
-            raise UserError(
-                f"{path}: row {r['_line']}: needs a 'title' (and 'keywords'), a 'prompt' or a record 'text'"
-            )
+        text = r.get("text")
+        rec = parse_record(text) if is_record(text) else None
+        try:
+            if r.get("title"):
+                kws = KEYWORD_JOINER.join(clean_keywords(r.get("keywords")))
+                out.append(Prompt(format_prompt(r["title"], kws), str(r["title"]), kws, rec.body if rec else None))
+            elif r.get("prompt"):
+                out.append(Prompt(str(r["prompt"])))
+            elif rec is not None:
+                kws = KEYWORD_JOINER.join(rec.keywords)
+                out.append(Prompt(format_prompt(rec.title, rec.keywords), rec.title, kws, rec.body))
+            else:
+                raise UserError(
+                    f"{path}: row {r['_line']}: needs a 'title' (and 'keywords'), a 'prompt' or a record 'text'"
+                )
+        except ValueError as err:  # a separator inside a title or keyword
+            raise UserError(f"{path}: row {r['_line']}: {err}") from None
         if limit is not None and len(out) >= limit:
             break
     return out
 
 
-def load_generator(model_dir: str | Path) -> Any:
-    from transformers import pipeline
-
+def _check_model_dir(model_dir: str | Path) -> Path:
     from domainlm.modeling import WEIGHT_FILES
 
     path = Path(model_dir)
     if not (path / "config.json").is_file() or not any((path / f).is_file() for f in WEIGHT_FILES):
         raise UserError(f"--model_dir {model_dir}: not a model folder (needs config.json and model.safetensors)")
-    return pipeline("text-generation", model=str(path))
+    return path
 
 
-def generate(generator: Any, prompts: list[str], max_new_tokens: int = 256, seed: int = 0, **kwargs: Any) -> list[str]:
-    """One generated continuation (prompt excluded) per prompt; same seed, same output."""
-    from transformers import set_seed
+def load_model_dir(model_dir: str | Path, device: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model (eval mode, on the GPU when there is one) and tokenizer of a folder written by run_clm.py."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = _check_model_dir(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), tokenizer
+
+
+def load_generator(model_dir: str | Path) -> Any:
+    """``pipeline('text-generation', model=DIR)``: what any user of the saved folder gets."""
+    from transformers import pipeline
+
+    return pipeline("text-generation", model=str(_check_model_dir(model_dir)))
+
+
+def draw_seed(seed: int, return_index: int) -> int:
+    """The seed of one output row: the prompt's own for its first return, one mixed from both for the others.
+
+    (``torch.Generator`` keeps only the low 32 bits of a seed, so ``seed + r * 2**32`` would repeat.)
+    """
+    if return_index == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, return_index]).generate_state(1)[0])
+
+
+class RowSampler:
+    """The last logits processor: draws each row's next token with the row's own ``torch.Generator``.
+
+    It returns logits that are -inf everywhere but at the drawn token, and generation runs in greedy
+    mode, so greedy's argmax takes exactly that token. The processors before it (repetition penalty,
+    no-repeat n-gram, then temperature, top-k, top-p, given with it) run in the order ``generate``
+    uses for sampling. What a row draws then depends on its seed and its own tokens only, never on
+    the other rows of its batch.
+    """
+
+    def __init__(self, seeds: list[int]) -> None:
+        import torch
+
+        self.generators = [torch.Generator().manual_seed(s) for s in seeds]
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        import torch
+
+        probs = torch.softmax(scores.float(), dim=-1).cpu()
+        drawn = [torch.multinomial(p, 1, generator=g) for p, g in zip(probs, self.generators, strict=True)]
+        out = torch.full_like(scores, float("-inf"))
+        out[torch.arange(len(drawn)), torch.cat(drawn).to(scores.device)] = 0.0
+        return out
+
+
+def _generation_config(tokenizer: PreTrainedTokenizerBase, s: GenerationSettings, new: int) -> Any:
+    from transformers import GenerationConfig
+
+    eos = tokenizer.eos_token_id
+    return GenerationConfig(
+        do_sample=False,  # sampling, when asked, is RowSampler's job
+        num_beams=s.num_beams or 1,
+        num_return_sequences=s.num_return_sequences if s.strategy == "beam" else 1,  # sampling: rows repeated
+        early_stopping=s.strategy == "beam",
+        repetition_penalty=s.repetition_penalty,
+        no_repeat_ngram_size=s.no_repeat_ngram_size,
+        max_new_tokens=new,
+        eos_token_id=eos,
+        pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos,
+        bos_token_id=tokenizer.bos_token_id,
+        use_cache=True,
+    )
+
+
+@contextlib.contextmanager
+def _only_config(model: PreTrainedModel, gen: Any) -> Iterator[None]:
+    """``generate`` fills unset values from ``model.generation_config`` (the saved folder samples with
+    top-p 0.95 up to 1,024 tokens) and warns about each clash; swap it for ours during the call."""
+    saved = model.generation_config
+    model.generation_config = gen
+    try:
+        yield
+    finally:
+        model.generation_config = saved
+
+
+def _processors(s: GenerationSettings, seeds: list[int]) -> Any:
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper
+
+    procs = LogitsProcessorList()
+    if not s.sampling:
+        return procs
+    if s.temperature != 1.0:
+        procs.append(TemperatureLogitsWarper(s.temperature))
+    if s.top_k is not None:
+        procs.append(TopKLogitsWarper(s.top_k))
+    if s.top_p is not None and s.top_p < 1.0:
+        procs.append(TopPLogitsWarper(s.top_p))
+    procs.append(RowSampler(seeds))
+    return procs
+
+
+def plan_batches(lengths: list[int], context: int, settings: GenerationSettings) -> list[tuple[list[int], int]]:
+    """Group prompt indices into batches of similar length, each with its ``max_new_tokens``.
+
+    A prompt whose tokens plus ``max_new_tokens`` overflow the context gets its continuation clipped
+    (with a warning) and runs alone, so that clipping one prompt never shortens another.
+    """
+    want = settings.max_new_tokens
+    fits, batches = [], []
+    for i, n in enumerate(lengths):
+        if n >= context:
+            raise UserError(f"prompt {i + 1} is {n} tokens: the model's whole context of {context}; shorten it")
+        if n + want > context:
+            logger.warning(
+                "prompt %d: max_new_tokens %d clipped to %d, so that its %d tokens and the continuation fit the "
+                "model's context of %d",
+                i + 1,
+                want,
+                context - n,
+                n,
+                context,
+            )
+            batches.append(([i], context - n))
+        else:
+            fits.append(i)
+    fits.sort(key=lambda i: (-lengths[i], i))
+    step = settings.batch_size
+    batches[:0] = [(fits[k : k + step], want) for k in range(0, len(fits), step)]
+    return batches
+
+
+def generate_batch(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    prompts: list[str],
+    settings: GenerationSettings,
+    seeds: list[int] | None = None,
+    progress: bool = True,
+) -> list[Generation]:
+    """All prompts' continuations, in prompt order (``num_return_sequences`` per prompt, consecutive).
+
+    ``seeds[i]`` is prompt i's seed; by default ``settings.seed + i``.
+    """
+    import torch
+    from tqdm.auto import tqdm
 
     from domainlm.modeling import context_length
 
-    context = context_length(generator.model.config)
-    tok = generator.tokenizer
-    out = []
-    for i, prompt in enumerate(prompts):
-        n_prompt = len(tok(prompt)["input_ids"])
-        budget = context - n_prompt
-        if budget <= 0:
-            raise UserError(f"prompt {i + 1} is {n_prompt} tokens, the model's whole context of {context}")
-        new = min(max_new_tokens, budget)
-        if new < max_new_tokens:
-            logger.warning("prompt %d: max_new_tokens clipped to %d to fit the context of %d", i + 1, new, context)
-        set_seed(seed + i)
-        result = generator(prompt, max_new_tokens=new, return_full_text=False, **kwargs)
-        out.append(result[0]["generated_text"])
-    return out
+    if not prompts:
+        return []
+    seeds = seeds if seeds is not None else [settings.seed + i for i in range(len(prompts))]
+    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    for i, ids in enumerate(encoded):
+        if not ids:
+            raise UserError(f"prompt {i + 1} is empty")
+    eos = tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    n_ret = settings.num_return_sequences
+    results: dict[int, list[Generation]] = {}
+    bar = tqdm(total=len(prompts), unit="prompt", desc="generating", disable=not progress)
+    for batch, new in plan_batches([len(e) for e in encoded], context_length(model.config), settings):
+        width = max(len(encoded[i]) for i in batch)
+        # beam search returns its n best itself; sampling gets each prompt n times, one row per return
+        rows = batch if settings.strategy == "beam" else [i for i in batch for _ in range(n_ret)]
+        ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in rows])
+        mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in rows])
+        row_seeds = [draw_seed(seeds[i], r) for i in batch for r in range(n_ret)]
+        gen = _generation_config(tokenizer, settings, new)
+        with torch.inference_mode(), _only_config(model, gen):
+            out = model.generate(
+                input_ids=ids.to(model.device),
+                attention_mask=mask.to(model.device),
+                generation_config=gen,
+                logits_processor=_processors(settings, row_seeds),
+            )
+        for k, i in enumerate(batch):
+            results[i] = []
+            for r in range(n_ret):
+                tokens = out[k * n_ret + r, width:].tolist()
+                stopped = eos in tokens
+                body = tokens[: tokens.index(eos)] if stopped else tokens
+                text = tokenizer.decode(body, skip_special_tokens=True)
+                results[i].append(Generation(i, r, seeds[i], text, len(body) + stopped, stopped, new))
+        bar.update(len(batch))
+    bar.close()
+    return [g for i in range(len(prompts)) for g in results[i]]

@@ -1,42 +1,89 @@
 """Raw job postings to training rows ``title<|SEP|>kw1, kw2<|SEP|>text``.
 
-Load (pickle of plain data, CSV, JSON/JSONL, parquet) -> clean -> drop duplicates -> keywords
-(kept when present, extracted by MMR when absent or with ``--reextract``) -> length filter (postings
-outside the range are dropped, never truncated) -> split with no posting in both -> write
+Load (pickle of plain data or of a DataFrame, CSV, JSON/JSONL, parquet) -> clean -> drop exact and
+normalised duplicates -> keywords (kept in order, deduplicated and capped when present; extracted
+by MMR when absent or with ``--reextract``) -> length filter (postings outside the range are
+dropped, never truncated) -> split, postings sharing a text kept on one side -> write
 ``train.csv``, ``validation.csv`` and ``prepare_stats.json``.
+
+Every check that can fail runs before the first file is written.
 """
 
 from __future__ import annotations
 
-import logging
+import ast
+import json
+import math
 import random
+import re
 import statistics
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from domainlm.cleaning import clean_text, dedupe_key
+from domainlm.cleaning import clean_line, clean_text, dedupe_key, text_key
 from domainlm.errors import UserError
-from domainlm.template import clean_keywords, clean_title, format_record
-
-logger = logging.getLogger(__name__)
+from domainlm.keywords import DEFAULT_CANDIDATE_POOL, DEFAULT_DOC_TOKENS
+from domainlm.tables import check_encoding, check_output_dir
+from domainlm.template import SEP_TOKEN, clean_keywords, format_record
 
 OUTPUT_COLUMNS = ("text", "title", "keywords")
+INPUT_SUFFIXES = (".pkl", ".pickle", ".csv", ".json", ".jsonl", ".parquet")
+DROP_REASONS = ("missing_title_or_text", "duplicate", "too_short", "too_long")
 
 
 @dataclass
 class PrepareArguments:
-    input: str = field(metadata={"help": "Raw postings: .pkl/.pickle (plain data only), .csv, .json, .jsonl, .parquet"})
+    input: str = field(
+        metadata={"help": "Raw postings: .pkl/.pickle (plain data or a DataFrame), .csv, .json, .jsonl, .parquet"}
+    )
     output_dir: str = field(metadata={"help": "Where train.csv, validation.csv and prepare_stats.json go."})
+    encoding: str = field(
+        default="utf-8",
+        metadata={
+            "help": "Encoding of a CSV/JSON/JSONL input, e.g. cp1252 or latin-1 (a UTF-8 BOM is dropped). "
+            "The outputs are always UTF-8."
+        },
+    )
     title_column: str = field(default="title", metadata={"help": "Column with the job title."})
     text_column: str = field(default="text", metadata={"help": "Column with the posting text."})
-    keywords_column: str = field(default="keywords", metadata={"help": "Column with keywords (optional)."})
+    keywords_column: str = field(
+        default="keywords", metadata={"help": "Column with keywords (optional): a list, or a string joined by commas."}
+    )
     reextract: bool = field(default=False, metadata={"help": "Extract keywords even where the data has them."})
-    keyword_backend: Literal["tfidf"] = field(default="tfidf", metadata={"help": "How keywords are extracted."})
-    top_n: int = field(default=10, metadata={"help": "At most this many keywords per posting."})
-    ngram_min: int = field(default=1, metadata={"help": "Shortest keyphrase, in words."})
-    ngram_max: int = field(default=3, metadata={"help": "Longest keyphrase, in words."})
+    keyword_backend: Literal["auto", "sentence-transformers", "tfidf"] = field(
+        default="auto",
+        metadata={
+            "help": "sentence-transformers: KeyBERT's MMR over sentence embeddings (pip install -r "
+            "requirements-keywords.txt); tfidf: MMR over TF-IDF weights, no model; auto: the first when "
+            "installed, else tfidf."
+        },
+    )
+    keyword_model: str | None = field(
+        default=None,
+        metadata={"help": "sentence-transformers model folder or hub name; default: the bundled all-MiniLM-L6-v2."},
+    )
+    top_n: int = field(default=10, metadata={"help": "At most this many keywords per posting (given or extracted)."})
+    ngram_range: list[str] = field(
+        default_factory=lambda: ["1", "3"],
+        metadata={"help": "Shortest and longest keyphrase in words: `--ngram_range 1 3` or `--ngram_range 1,3`."},
+    )
+    ngram_min: int | None = field(default=None, metadata={"help": "Alias: the first number of --ngram_range."})
+    ngram_max: int | None = field(default=None, metadata={"help": "Alias: the second number of --ngram_range."})
     diversity: float = field(default=0.5, metadata={"help": "MMR diversity: 0 = most relevant, 1 = most varied."})
+    candidate_pool: int = field(
+        default=DEFAULT_CANDIDATE_POOL,
+        metadata={"help": "sentence-transformers: embed only each posting's best N candidates by TF-IDF (0 = all)."},
+    )
+    keyword_doc_tokens: int = field(
+        default=DEFAULT_DOC_TOKENS,
+        metadata={
+            "help": "sentence-transformers: a posting's embedding sees its first N tokens (0 = as many as the "
+            "model takes, 256 for all-MiniLM-L6-v2)."
+        },
+    )
     length_unit: Literal["tokens", "words"] = field(
         default="tokens", metadata={"help": "Count the formatted row's length in tokens (of --tokenizer) or words."}
     )
@@ -47,59 +94,145 @@ class PrepareArguments:
     )
     validation_fraction: float = field(default=0.1, metadata={"help": "Share of postings for validation.csv."})
     seed: int = field(default=42, metadata={"help": "Seed of the split."})
+    ngram: tuple[int, int] = field(init=False, default=(1, 3))  # derived from the three flags above
 
     def __post_init__(self) -> None:
+        self.ngram = _ngram_range(self.ngram_range, self.ngram_min, self.ngram_max)
+        check_output_dir(self.output_dir)
+        check_encoding(self.encoding)
+        if Path(self.input).suffix.lower() not in INPUT_SUFFIXES:
+            raise UserError(f"--input {self.input}: unsupported file type; use one of {', '.join(INPUT_SUFFIXES)}")
         if not 0 <= self.validation_fraction < 1:
             raise UserError("--validation_fraction must be in [0, 1)")
         if not 0 <= self.diversity <= 1:
             raise UserError("--diversity must be in [0, 1]")
-        if self.ngram_min < 1 or self.ngram_max < self.ngram_min:
-            raise UserError("--ngram_min/--ngram_max: need 1 <= ngram_min <= ngram_max")
+        if self.top_n < 1:
+            raise UserError("--top_n must be at least 1")
+        if self.candidate_pool < 0:
+            raise UserError("--candidate_pool must be 0 (all candidates) or more")
+        if self.keyword_doc_tokens < 0:
+            raise UserError("--keyword_doc_tokens must be 0 (the model's limit) or more")
+        if self.min_tokens < 0 or (self.max_tokens is not None and self.max_tokens < max(self.min_tokens, 1)):
+            raise UserError("--min_tokens/--max_tokens: need 0 <= min_tokens <= max_tokens and max_tokens >= 1")
         if self.length_unit == "tokens" and self.tokenizer is None and (self.max_tokens or self.min_tokens):
             raise UserError("a token length filter needs --tokenizer DIR (or pass --length_unit words)")
+        if self.keyword_model is not None and self.keyword_backend == "tfidf":
+            raise UserError("--keyword_model is for --keyword_backend sentence-transformers, not tfidf")
+
+
+def _ngram_range(values: list[str] | tuple[Any, ...], lo: int | None, hi: int | None) -> tuple[int, int]:
+    parts = [p for v in values for p in re.split(r"[,\s]+", str(v).strip()) if p]
+    try:
+        numbers = [int(p) for p in parts]
+    except ValueError:
+        numbers = []
+    if len(numbers) != 2:
+        raise UserError(f"--ngram_range {' '.join(map(str, values))}: give two whole numbers, e.g. 1 3 or 1,3")
+    first, last = numbers
+    first = first if lo is None else lo
+    last = last if hi is None else hi
+    if not 1 <= first <= last:
+        raise UserError(f"--ngram_range {first} {last}: need 1 <= shortest <= longest")
+    return first, last
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def _rows_from_pickle(path: Path) -> list[dict[str, Any]]:
+    from domainlm.pickles import load_plain_pickle
+    from domainlm.tables import rows_from_columns
+
+    obj = load_plain_pickle(path)
+    if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
+        return rows_from_columns(obj)  # {'title': {0: ...}, ...}: the original project's pickles, DataFrames
+    if isinstance(obj, dict) and obj and all(isinstance(v, list | tuple) for v in obj.values()):
+        n = max(len(v) for v in obj.values())
+        return [{**{k: (v[i] if i < len(v) else None) for k, v in obj.items()}, "_line": i} for i in range(n)]
+    if isinstance(obj, list | tuple) and all(isinstance(r, dict) for r in obj):
+        return [{**r, "_line": i} for i, r in enumerate(obj)]
+    shape = type(obj).__name__ + (f" of {len(obj)} items" if isinstance(obj, list | tuple | dict) else "")
+    raise UserError(
+        f"{path}: a pickle of postings must hold a dict of columns ({{'title': {{0: ...}}, 'text': {{0: ...}}}}), "
+        f"a list of dicts or a DataFrame, not a {shape}; re-save it in one of those shapes or as CSV"
+    )
+
+
+def _read_rows(path: Path, wanted: dict[str, str], encoding: str = "utf-8") -> list[dict[str, Any]]:
+    from domainlm.tables import read_table, require_columns
+
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if path.suffix.lower() in (".pkl", ".pickle"):
+        rows = _rows_from_pickle(path)
+        if not rows:
+            raise UserError(f"{path} holds no rows")
+        require_columns(path, list(dict.fromkeys(k for r in rows for k in r if k != "_line")), wanted)
+        return rows
+    return read_table(path, wanted, encoding, "--encoding")
+
+
+def _missing(value: Any) -> bool:
+    return (
+        value is None
+        or (isinstance(value, float) and math.isnan(value))
+        or (isinstance(value, str) and not value.strip())
+    )
+
+
+def parse_keywords(value: Any, where: str) -> list[str] | None:
+    """Keywords as given: a list, a comma-joined string, or a list written out as text (``"['a', 'b']"``,
+    as ``DataFrame.to_csv`` writes a list column). ``None`` when there are none."""
+    if hasattr(value, "tolist") and not isinstance(value, str):
+        value = value.tolist()  # a numpy array, as pandas.read_parquet gives a list column
+    if _missing(value):
+        return None
+    if isinstance(value, str):
+        s = value.strip()
+        if s.startswith("[") and s.endswith("]"):
+            try:
+                value = json.loads(s)
+            except ValueError:
+                try:
+                    value = ast.literal_eval(s)  # literals only: never runs code
+                except (ValueError, SyntaxError):
+                    value = s.split(",")
+            if isinstance(value, str):
+                value = value.split(",")
+        else:
+            value = s.split(",")
+    if isinstance(value, list | tuple):
+        if not all(isinstance(k, str | int | float) or k is None for k in value):
+            raise UserError(f"{where}: keywords must be strings; got {value!r:.80}")
+        kws = [clean_line(str(k)) for k in value if not _missing(k)]
+        return [k for k in kws if k] or None
+    raise UserError(f"{where}: keywords must be a list or a comma-joined string, not {type(value).__name__}")
 
 
 def load_postings(args: PrepareArguments) -> list[dict[str, Any]]:
     """Rows with ``title``, ``text``, ``keywords`` (list or None) and ``_line``, from any input format."""
-    from domainlm.tables import read_table, rows_from_columns
-
     path = Path(args.input)
     wanted = {args.title_column: "--title_column", args.text_column: "--text_column"}
-    if path.suffix.lower() in (".pkl", ".pickle"):
-        from domainlm.pickles import load_plain_pickle
-        from domainlm.tables import require_columns
-
-        obj = load_plain_pickle(path)
-        if isinstance(obj, dict) and obj and all(isinstance(v, dict) for v in obj.values()):
-            rows = rows_from_columns(obj)
-        elif isinstance(obj, list) and all(isinstance(r, dict) for r in obj):
-            rows = [{**r, "_line": i} for i, r in enumerate(obj, start=1)]
-        else:
-            raise UserError(f"{path}: expected a dict of columns ({{'title': {{0: ...}}}}) or a list of dicts")
-        if not rows:
-            raise UserError(f"{path} holds no rows")
-        require_columns(path, sorted({k for r in rows for k in r if k != "_line"}), wanted)
-    else:
-        rows = read_table(path, wanted)
     out = []
-    for r in rows:
-        kws = r.get(args.keywords_column)
+    for r in _read_rows(path, wanted, args.encoding):
+        where = f"{path}: row {r['_line']} column {args.keywords_column!r}"
         out.append(
             {
                 "title": r.get(args.title_column),
                 "text": r.get(args.text_column),
-                "keywords": kws if kws not in ("", None) else None,
+                "keywords": parse_keywords(r.get(args.keywords_column), where),
                 "_line": r["_line"],
             }
         )
     return out
 
 
-def _length_counter(args: PrepareArguments):
-    if args.length_unit == "words":
+# --- the pipeline -------------------------------------------------------------------------------
+
+
+def _length_counter(args: PrepareArguments) -> Callable[[str], int]:
+    if args.length_unit == "words" or args.tokenizer is None:
         return lambda s: len(s.split())
-    if args.tokenizer is None:
-        return None
     from transformers import AutoTokenizer
 
     try:
@@ -109,95 +242,158 @@ def _length_counter(args: PrepareArguments):
     return lambda s: len(tok(s, add_special_tokens=False)["input_ids"]) + 1  # + end-of-text
 
 
-def prepare_jobs(args: PrepareArguments) -> dict[str, Any]:
-    """Run the whole preparation; returns the stats that are printed and saved."""
-    from domainlm.tables import write_csv, write_json
+def resolve_backend(args: PrepareArguments) -> str:
+    """``auto`` is sentence-transformers where it is installed (or a --keyword_model asks for it), else tfidf."""
+    if args.keyword_backend != "auto":
+        return args.keyword_backend
+    if args.keyword_model is not None:
+        return "sentence-transformers"
+    from domainlm.keywords import sentence_transformers_available
 
+    return "sentence-transformers" if sentence_transformers_available() else "tfidf"
+
+
+def split_postings(postings: list[dict[str, Any]], fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of train and validation rows. Postings with the same normalised text form one group and
+    go to the same side; groups are shuffled with ``seed`` and validation takes whole groups until it
+    holds ``round(fraction * n)`` rows (at least one when ``fraction > 0``, never all)."""
+    groups: dict[str, list[int]] = {}
+    for i, p in enumerate(postings):
+        groups.setdefault(text_key(p["text"]), []).append(i)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    want = round(len(postings) * fraction)
+    if fraction > 0 and want == 0:
+        want = 1
+    val: list[int] = []
+    taken = 0
+    while taken < len(order) - 1 and len(val) < want:  # keep at least one group for training
+        val.extend(order[taken])
+        taken += 1
+    train = [i for g in order[taken:] for i in g]
+    return sorted(train), sorted(val)
+
+
+def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the whole preparation; returns the stats that are printed and saved."""
+    from domainlm.tables import staged_outputs, write_csv, write_json
+
+    started = time.perf_counter()
     raw = load_postings(args)
-    dropped: dict[str, int] = {"missing_title_or_text": 0, "duplicate": 0, "too_short": 0, "too_long": 0}
+    count = _length_counter(args)
+    dropped = dict.fromkeys(DROP_REASONS, 0)
     seen: set[str] = set()
     postings: list[dict[str, Any]] = []
     for r in raw:
         if not isinstance(r["title"], str) or not isinstance(r["text"], str):
             dropped["missing_title_or_text"] += 1
             continue
-        title, text = clean_title(clean_text(r["title"])), clean_text(r["text"])
+        title, text = clean_line(r["title"]), clean_text(r["text"])
         if not title or not text:
             dropped["missing_title_or_text"] += 1
             continue
+        for name, value in (("title", title), ("text", text), ("keywords", ", ".join(r["keywords"] or []))):
+            if SEP_TOKEN in value:
+                raise UserError(
+                    f"{args.input}: row {r['_line']}: the {name} contains the separator {SEP_TOKEN}; remove it from the data"
+                )
         key = dedupe_key(title, text)
         if key in seen:
             dropped["duplicate"] += 1
             continue
         seen.add(key)
-        postings.append({"title": title, "text": text, "keywords": r["keywords"], "_line": r["_line"]})
+        p = {"title": title, "text": text, "keywords": clean_keywords(r["keywords"], top_n=args.top_n)}
+        # A posting whose row is too long without keywords is too long with them: no extraction for it.
+        if args.max_tokens is not None and count(format_record(title, [], text)) > args.max_tokens:
+            dropped["too_long"] += 1
+            continue
+        postings.append(p)
 
-    need = [p for p in postings if args.reextract or not clean_keywords(p["keywords"])]
+    need = [p for p in postings if args.reextract or not p["keywords"]]
+    backend, seconds = "none needed", 0.0
     if need:
-        from domainlm.keywords import TfidfKeywordExtractor
+        from domainlm.keywords import INSTALL_HINT, make_extractor
 
-        extractor = TfidfKeywordExtractor([p["text"] for p in postings], (args.ngram_min, args.ngram_max))
-        for p in need:
-            p["keywords"] = extractor.extract(p["text"], top_n=args.top_n, diversity=args.diversity)
-    for p in postings:
-        p["keywords"] = clean_keywords(p["keywords"], top_n=args.top_n)
-        try:
-            p["row"] = format_record(p["title"], p["keywords"], p["text"])
-        except ValueError as err:
-            raise UserError(f"{args.input}: row {p['_line']}: {err}") from None
+        backend = resolve_backend(args)
+        if args.keyword_backend == "auto" and backend == "tfidf":
+            log(
+                f"keywords: sentence-transformers is not installed ({INSTALL_HINT}), so --keyword_backend auto uses tfidf"
+            )
+        t0 = time.perf_counter()
+        extractor = make_extractor(
+            backend,
+            [p["text"] for p in postings],
+            args.ngram,
+            args.keyword_model,
+            args.candidate_pool,
+            args.keyword_doc_tokens or None,
+        )
+        found = extractor.extract_batch([p["text"] for p in need], args.top_n, args.diversity)
+        for p, kws in zip(need, found, strict=True):
+            p["keywords"] = clean_keywords(kws, top_n=args.top_n)
+            p["extracted"] = True
+        backend, seconds = extractor.description, time.perf_counter() - t0
 
-    count = _length_counter(args)
     kept: list[dict[str, Any]] = []
     for p in postings:
-        n = count(p["row"]) if count else len(p["row"].split())
-        p["length"] = n
-        if n < args.min_tokens:
+        p["row"] = format_record(p["title"], p["keywords"], p["text"])
+        p["length"] = count(p["row"])
+        if p["length"] < args.min_tokens:
             dropped["too_short"] += 1
-        elif args.max_tokens is not None and n > args.max_tokens:
+        elif args.max_tokens is not None and p["length"] > args.max_tokens:
             dropped["too_long"] += 1
         else:
             kept.append(p)
     if not kept:
-        raise UserError(f"{args.input}: no posting is left after cleaning and the length filter ({dropped})")
+        reasons = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in dropped.items())
+        raise UserError(
+            f"{args.input}: no posting is left after cleaning and the length filter ({reasons}); "
+            "check --min_tokens/--max_tokens"
+        )
 
-    order = list(range(len(kept)))
-    random.Random(args.seed).shuffle(order)
-    n_val = round(len(kept) * args.validation_fraction)
-    if args.validation_fraction > 0 and n_val == 0 and len(kept) > 1:
-        n_val = 1
-    val_idx = set(order[:n_val])
-    splits = {
-        "train": [kept[i] for i in sorted(set(order) - val_idx)],
-        "validation": [kept[i] for i in sorted(val_idx)],
-    }
-
+    train_idx, val_idx = split_postings(kept, args.validation_fraction, args.seed)
+    splits = {"train": [kept[i] for i in train_idx], "validation": [kept[i] for i in val_idx]}
+    kws_all = [len(p["keywords"]) for p in kept]
+    n_extracted = sum(1 for p in kept if p.get("extracted"))
     stats: dict[str, Any] = {
         "input": str(args.input),
         "read": len(raw),
         "kept": len(kept),
         "dropped": dropped,
-        "keywords_extracted": len(need),
-        "length_unit": args.length_unit if count else "words",
+        "keywords": {
+            "given": len(kept) - n_extracted,
+            "extracted": n_extracted,
+            "extraction_runs": len(need),
+            "backend": backend,
+            "seconds": round(seconds, 2),
+            "per_posting": _summary_of(kws_all),
+            "without_keywords": sum(1 for n in kws_all if n == 0),
+        },
+        "length_unit": "tokens" if args.length_unit == "tokens" and args.tokenizer else "words",
     }
     for name, rows in splits.items():
         lengths = sorted(p["length"] for p in rows)
-        kws = [len(p["keywords"]) for p in rows]
         stats[name] = {
             "rows": len(rows),
             "length": _percentiles(lengths),
-            "keywords_per_posting": round(statistics.mean(kws), 2) if kws else 0,
+            "total_length": sum(lengths),
+            "keywords_per_posting": round(statistics.mean(len(p["keywords"]) for p in rows), 2) if rows else 0,
         }
-    out = Path(args.output_dir)
+    stats["arguments"] = asdict(args)
+    stats["seconds"] = round(time.perf_counter() - started, 2)
+
+    with staged_outputs(args.output_dir) as staged:  # all three files, or none
+        for name, rows in splits.items():
+            if rows:
+                write_csv(
+                    staged.file(f"{name}.csv"),
+                    ({"text": p["row"], "title": p["title"], "keywords": ", ".join(p["keywords"])} for p in rows),
+                    OUTPUT_COLUMNS,
+                )
+        write_json(staged.file("prepare_stats.json"), stats)
     for name, rows in splits.items():
         if not rows:
-            continue
-        write_csv(
-            out / f"{name}.csv",
-            ({"text": p["row"], "title": p["title"], "keywords": ", ".join(p["keywords"])} for p in rows),
-            OUTPUT_COLUMNS,
-        )
-    stats["arguments"] = asdict(args)
-    write_json(out / "prepare_stats.json", stats)
+            (Path(args.output_dir) / f"{name}.csv").unlink(missing_ok=True)  # no stale file from an earlier run
     return stats
 
 
@@ -208,21 +404,31 @@ def _percentiles(values: list[int]) -> dict[str, int]:
     def pct(q: float) -> int:
         return values[min(len(values) - 1, round(q * (len(values) - 1)))]
 
-    return {"min": values[0], "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": values[-1]}
+    return {"min": values[0], "p10": pct(0.1), "p50": pct(0.5), "p90": pct(0.9), "p99": pct(0.99), "max": values[-1]}
+
+
+def _summary_of(values: list[int]) -> dict[str, float]:
+    if not values:
+        return {}
+    s = sorted(values)
+    return {"mean": round(statistics.mean(s), 2), "min": s[0], "p50": s[len(s) // 2], "max": s[-1]}
 
 
 def summary(stats: dict[str, Any]) -> str:
-    d = stats["dropped"]
+    d, k = stats["dropped"], stats["keywords"]
+    per = k["per_posting"]
     lines = [
         f"read {stats['read']} postings from {stats['input']}; kept {stats['kept']}",
-        "dropped: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d.items()),
-        f"keywords extracted for {stats['keywords_extracted']} postings",
+        "dropped: " + ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in d.items()),
+        f"keywords: {k['given']} kept postings had theirs, {k['extracted']} got them from {k['backend']} "
+        f"({k['extraction_runs']} extracted in {k['seconds']}s); per posting mean {per.get('mean')} "
+        f"(min {per.get('min')}, max {per.get('max')})",
     ]
     for name in ("train", "validation"):
         s = stats[name]
         length = s["length"]
         lines.append(
-            f"{name}: {s['rows']} rows, {stats['length_unit']} per row min {length.get('min')} / median "
-            f"{length.get('p50')} / max {length.get('max')}, {s['keywords_per_posting']} keywords per posting"
+            f"{name}: {s['rows']} rows, {s['total_length']:,} {stats['length_unit']}; per row min {length.get('min')}"
+            f" / p50 {length.get('p50')} / p90 {length.get('p90')} / max {length.get('max')}"
         )
     return "\n".join(lines)

@@ -3,11 +3,17 @@
 A local folder is checked before loading, so that a folder without weights or a tokenizer gets one
 line saying what is missing. A name that is not a local folder goes to the model hub (``gpt2-xl``
 works for users who have it); offline, the error says which folder to pass instead.
+
+The memory and speed switches of ``ModelArguments`` are applied here, where the model is built:
+the attention kernel (``--attn_implementation``), the fused GELU (``--fused_gelu``) and embedding rows
+padded to a multiple (``--pad_vocab_to_multiple_of``), whose extra ids the generation config suppresses.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +21,7 @@ from domainlm.errors import UserError
 from domainlm.tokenizer import ensure_special_tokens
 
 if TYPE_CHECKING:
-    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase, TrainingArguments
 
     from domainlm.args import ModelArguments
 
@@ -28,6 +34,9 @@ WEIGHT_FILES = (
     "pytorch_model.bin.index.json",
 )
 TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer_config.json")
+
+# Attention kernels each architecture has in transformers 5.x; GPT-Neo has no sdpa path.
+ATTN_IMPLEMENTATIONS = {"gpt2": ("eager", "sdpa", "flash_attention_2"), "gpt_neo": ("eager", "flash_attention_2")}
 
 
 def _hub_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> Any:
@@ -91,42 +100,143 @@ def load_config(model_args: ModelArguments) -> PretrainedConfig:
             config.update_from_string(model_args.config_overrides)
         except ValueError as err:
             raise UserError(f"--config_overrides {model_args.config_overrides!r}: {err}") from None
+    if config.model_type == "gpt_neo":
+        match_neo_layers(config)
     return config
 
 
-def load_model(model_args: ModelArguments, tokenizer: PreTrainedTokenizerBase) -> PreTrainedModel:
-    """The pretrained model, or a new one from a config; embeddings resized to the tokenizer."""
+def match_neo_layers(config: PretrainedConfig) -> None:
+    """GPT-Neo's global/local attention pattern for the number of layers the overrides ask for.
+
+    The pattern (``attention_types``, a nested list that ``--config_overrides`` cannot express) defaults
+    to 24 layers; with ``num_layers=2`` the model builds but ``save_pretrained`` refuses the config.
+    Alternate global and local as GPT-Neo does: [global, local, global, local, ...].
+    """
+    n = config.num_layers
+    if len(config.attention_layers) == n:
+        return
+    config.attention_types = [[["global", "local"], n // 2]] + ([[["global"], 1]] if n % 2 else [])
+    config.attention_layers = config.expand_attention_types_params(config.attention_types)
+
+
+def check_attn_implementation(model_type: str, attn: str) -> None:
+    """One clear line for a kernel the architecture or this machine cannot run."""
+    supported = ATTN_IMPLEMENTATIONS.get(model_type)
+    if supported is not None and attn not in supported:
+        raise UserError(
+            f"--attn_implementation {attn}: {model_type} supports only {' and '.join(supported)}"
+            + (" (GPT-Neo has no sdpa path in transformers)" if model_type == "gpt_neo" else "")
+        )
+    if attn == "flash_attention_2":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError("--attn_implementation flash_attention_2 needs a CUDA GPU; use sdpa or eager on CPU")
+        if importlib.util.find_spec("flash_attn") is None:
+            raise UserError(
+                "--attn_implementation flash_attention_2 needs the flash-attn package (pip install flash-attn)"
+            )
+
+
+def use_fused_gelu(config: PretrainedConfig) -> bool:
+    """GPT-2's and GPT-Neo's ``gelu_new`` (tanh GELU written out in Python, five kernels and their saved
+    intermediates) replaced by ``gelu_pytorch_tanh``, the same formula in one fused kernel."""
+    act = getattr(config, "activation_function", None)
+    if act == "gelu_new":
+        config.activation_function = "gelu_pytorch_tanh"
+        logger.info("--fused_gelu: activation gelu_new -> gelu_pytorch_tanh")
+        return True
+    if act != "gelu_pytorch_tanh":
+        logger.warning("--fused_gelu: the model's activation is %s, not gelu_new; left as it is", act)
+    return False
+
+
+def precision_warning(config: PretrainedConfig, fp16: bool) -> str | None:
+    """The warning for a precision known to go wrong with this architecture, or None."""
+    if fp16 and config.model_type == "gpt_neo":
+        return (
+            "--fp16 with GPT-Neo: it was trained in bfloat16 and its activations are known to overflow fp16 "
+            "(NaN losses, or step after step skipped); prefer --bf16 on a GPU that has it (A100, H100, ...), or fp32"
+        )
+    return None
+
+
+def load_model(
+    model_args: ModelArguments,
+    tokenizer: PreTrainedTokenizerBase,
+    training_args: TrainingArguments | None = None,
+) -> PreTrainedModel:
+    """The pretrained model, or a new one from a config; embeddings resized to the tokenizer.
+
+    ``training_args``, when given, is checked against the model (a precision it is known to break in).
+    """
     from transformers import AutoModelForCausalLM
 
     config = load_config(model_args)
+    kwargs: dict[str, Any] = {}
+    if model_args.attn_implementation:
+        check_attn_implementation(config.model_type, model_args.attn_implementation)
+        kwargs["attn_implementation"] = model_args.attn_implementation
+        half = training_args is None or training_args.fp16 or training_args.bf16
+        if model_args.attn_implementation == "flash_attention_2" and not half:
+            raise UserError("--attn_implementation flash_attention_2 runs in 16 bits only: add --bf16 (or --fp16)")
+    if model_args.fused_gelu:
+        use_fused_gelu(config)
+    if training_args is not None:
+        warning = precision_warning(config, training_args.fp16)
+        if warning:
+            logger.warning(warning)
     name = model_args.model_name_or_path
-    if name:
-        path = Path(name)
-        kwargs = {"config": config, "cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
-        if path.exists():
-            if not any((path / f).is_file() for f in WEIGHT_FILES):
-                raise UserError(
-                    f"--model_name_or_path {name}: the folder holds no weights (expected {WEIGHT_FILES[0]} "
-                    f"or {WEIGHT_FILES[2]}); point it at a folder written by run_clm.py or save_pretrained"
-                )
-            model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+    try:
+        if name:
+            path = Path(name)
+            kwargs.update(config=config, cache_dir=model_args.cache_dir, revision=model_args.model_revision)
+            if path.exists():
+                if not any((path / f).is_file() for f in WEIGHT_FILES):
+                    raise UserError(
+                        f"--model_name_or_path {name}: the folder holds no weights (expected {WEIGHT_FILES[0]} "
+                        f"or {WEIGHT_FILES[2]}); point it at a folder written by run_clm.py or save_pretrained"
+                    )
+                model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+            else:
+                model = _hub_load(AutoModelForCausalLM, name, "--model_name_or_path", "model", **kwargs)
         else:
-            model = _hub_load(AutoModelForCausalLM, name, "--model_name_or_path", "model", **kwargs)
-    else:
-        config.vocab_size = len(tokenizer)
-        model = AutoModelForCausalLM.from_config(config)
-        n = sum(p.numel() for p in model.parameters())
-        logger.info("new %s model from a config: %.2fM parameters", config.model_type, n / 1e6)
-    match_tokenizer(model, tokenizer)
+            config.vocab_size = len(tokenizer)
+            model = AutoModelForCausalLM.from_config(config, **kwargs)
+            n = sum(p.numel() for p in model.parameters())
+            logger.info("new %s model from a config: %.2fM parameters", config.model_type, n / 1e6)
+    except (ValueError, ImportError) as err:
+        if "attn_implementation" not in kwargs or "attention" not in str(err).lower():
+            raise
+        reason = str(err).strip().splitlines()[0][:200]
+        raise UserError(f"--attn_implementation {model_args.attn_implementation}: {reason}") from None
+    match_tokenizer(model, tokenizer, model_args.pad_vocab_to_multiple_of)
     return model
 
 
-def match_tokenizer(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> None:
-    """Resize the embeddings to the tokenizer and record its special ids in the config."""
-    rows = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > rows:
-        model.resize_token_embeddings(len(tokenizer))
-        logger.info("resized token embeddings from %d to %d rows", rows, len(tokenizer))
+def embedding_rows(model: PreTrainedModel) -> int:
+    weight = model.get_input_embeddings().weight
+    return getattr(weight, "ds_shape", weight.shape)[0]  # under ZeRO-3 .shape is the empty local shard
+
+
+def match_tokenizer(
+    model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pad_to_multiple_of: int | None = None
+) -> None:
+    """Resize the embeddings to the tokenizer (rounded up to ``pad_to_multiple_of`` rows) and record
+    its special ids in the config. Rows are never removed."""
+    rows = embedding_rows(model)
+    target = max(rows, len(tokenizer))
+    if pad_to_multiple_of:
+        target = math.ceil(target / pad_to_multiple_of) * pad_to_multiple_of
+    if target > rows:
+        model.resize_token_embeddings(target)
+        logger.info(
+            "resized token embeddings from %d to %d rows (tokenizer: %d tokens%s)",
+            rows,
+            target,
+            len(tokenizer),
+            f"; ids {len(tokenizer)}-{target - 1} are padding, never generated" if target > len(tokenizer) else "",
+        )
     for key in ("eos_token_id", "pad_token_id", "bos_token_id"):
         value = getattr(tokenizer, key)
         if value is not None:
@@ -148,3 +258,7 @@ def configure_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     gen.top_p = 0.95
     gen.max_length = context_length(model.config)
     gen.max_new_tokens = None
+    # Embedding rows beyond the tokenizer (--pad_vocab_to_multiple_of, or a model saved that way) have
+    # no text: a sampled one would decode to nothing. Their logits are set to -inf at every step.
+    unused = set(range(len(tokenizer), embedding_rows(model)))
+    gen.suppress_tokens = sorted(unused | set(gen.suppress_tokens or ())) or None

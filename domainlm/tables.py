@@ -8,11 +8,13 @@ column when something is wrong.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import csv
 import io
 import json
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
@@ -23,6 +25,7 @@ from domainlm.errors import UserError
 
 # Python's csv module refuses fields over 128 KiB by default; long documents are legitimate.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -52,6 +55,60 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
         raise
 
 
+def check_output_dir(path: str | os.PathLike, flag: str = "--output_dir") -> None:
+    """A UserError now, before any work, when ``path`` or a folder above it exists and is not a folder."""
+    path = Path(path)
+    for folder in (path, *path.absolute().parents):
+        if folder.exists() or folder.is_symlink():
+            if folder.is_dir():
+                return
+            if folder == path:
+                raise UserError(f"{flag} {path} is a file; give a folder")
+            raise UserError(f"{flag} {path}: {folder} is a file, not a folder; give another folder")
+
+
+class StagedFolder:
+    """Files written under a hidden folder inside ``output_dir``, moved into place together at the end.
+
+    ``file(name)`` gives the staging path to write ``name`` to. Used by ``staged_outputs``.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.names: list[str] = []
+
+    def file(self, name: str) -> Path:
+        self.names.append(name)
+        return self.folder / name
+
+
+@contextlib.contextmanager
+def staged_outputs(output_dir: str | os.PathLike, flag: str = "--output_dir") -> Iterator[StagedFolder]:
+    """Write a set of output files all or nothing: nothing in ``output_dir`` changes unless the block ends
+    without an error, and then each staged file is renamed into place (in the order ``file`` was called).
+    On an error the staging folder is removed, and so are the folders made for it."""
+    output_dir = Path(output_dir)
+    check_output_dir(output_dir, flag)
+    created = [p for p in (output_dir.absolute(), *output_dir.absolute().parents) if not p.exists()]
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        staged = StagedFolder(Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir)))
+    except OSError as err:
+        raise UserError(f"{flag} {output_dir}: cannot write there ({err.strerror or err})") from None
+    try:
+        yield staged
+        for name in staged.names:
+            if (staged.folder / name).exists():
+                os.replace(staged.folder / name, output_dir / name)
+    except BaseException:
+        shutil.rmtree(staged.folder, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the folders made here, innermost first, if still empty
+            for folder in created:
+                folder.rmdir()
+        raise
+    shutil.rmtree(staged.folder, ignore_errors=True)
+
+
 def write_csv(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> int:
     """Write ``rows`` as a quoted UTF-8 CSV with a header; returns the number of rows."""
     n = 0
@@ -79,26 +136,66 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
-def read_text(path: str | os.PathLike) -> str:
-    """The whole file as text; a clear error for a missing file or bytes that are not UTF-8."""
+def check_encoding(encoding: str, flag: str = "--encoding") -> str:
+    """``encoding`` if Python knows it, else a UserError that names the flag."""
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise UserError(f"{flag} {encoding}: unknown encoding; e.g. utf-8, cp1252, latin-1, utf-16") from None
+    return encoding
+
+
+def _likely_encoding(data: bytes) -> str:
+    """A guess to offer in an error message, not to decode with: Windows tools write cp1252 or UTF-16."""
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    try:
+        data.decode("cp1252")
+    except UnicodeDecodeError:
+        return "latin-1"
+    return "cp1252"
+
+
+def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: str | None = None) -> str:
+    """The whole file as text; a clear error for a missing file or bytes that are not ``encoding``.
+
+    UTF-8 files may start with a byte-order mark, which is dropped. ``encoding_flag`` names the
+    script's flag that sets the encoding (``--encoding``), for the error message to offer; without
+    it the message says how to re-save the file as UTF-8. Byte offsets in messages count from 0.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     data = path.read_bytes()
+    codec = codecs.lookup(check_encoding(encoding, encoding_flag or "encoding")).name
+    start = 0
+    if codec in ("utf-8", "utf-8-sig"):
+        codec = "utf-8"
+        start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        return data.decode("utf-8-sig")
+        return data[start:].decode(codec)
     except UnicodeDecodeError as err:
-        line = data[: err.start].count(b"\n") + 1
-        raise UserError(
-            f"{path}: line {line} is not UTF-8 (byte 0x{data[err.start]:02x}); "
-            f"re-save the file as UTF-8, e.g. `iconv -f cp1252 -t utf-8 {path.name} > fixed.{path.suffix.lstrip('.')}`"
-        ) from None
+        offset = start + err.start
+        line = data[:offset].count(b"\n") + 1
+        where = f"{path}: byte {offset} (line {line})"
+        value = f"0x{data[offset]:02x}" if offset < len(data) else "cut short at the end"
+    guess = _likely_encoding(data)
+    if codec != "utf-8":
+        fix = f"pass the file's own encoding with {encoding_flag}" if encoding_flag else "re-save it as UTF-8"
+        raise UserError(f"{where} is not valid {encoding} ({value}); {fix}")
+    if encoding_flag:
+        fix = f"pass {encoding_flag} {guess} (or the file's encoding), or re-save it as UTF-8"
+    else:
+        fix = f"re-save it as UTF-8, e.g. `iconv -f {guess} -t utf-8 {path.name} > fixed{path.suffix}`"
+    raise UserError(f"{where} is not UTF-8 ({value}); {fix}")
 
 
-def iter_csv(path: str | os.PathLike) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
+def iter_csv(
+    path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: str | None = None
+) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
     """Header and ``(line_number, row)`` pairs of a CSV; malformed quoting is reported by line."""
     path = Path(path)
-    text = read_text(path)
+    text = read_text(path, encoding, encoding_flag)
     if not text.strip():
         raise UserError(f"{path} is empty: expected a CSV with a header row")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
@@ -139,22 +236,28 @@ def require_columns(path: str | os.PathLike, columns: Sequence[str], wanted: dic
             raise UserError(f"{path} has no column {name!r} (columns: {have}); choose one with {flag}")
 
 
-def read_table(path: str | os.PathLike, wanted: dict[str, str] | None = None) -> list[dict[str, Any]]:
+def read_table(
+    path: str | os.PathLike,
+    wanted: dict[str, str] | None = None,
+    encoding: str = "utf-8",
+    encoding_flag: str | None = None,
+) -> list[dict[str, Any]]:
     """Rows of a CSV, JSON (a list of objects), JSONL or parquet file as dicts.
 
     ``wanted`` maps required column names to the flag that names them, for the error message.
     Each row carries its source position under the key ``"_line"`` (CSV/JSONL line, JSON index).
+    ``encoding`` and ``encoding_flag`` are those of ``read_text`` (parquet ignores them).
     """
     path = Path(path)
     suffix = path.suffix.lower()
     rows: list[dict[str, Any]]
     if suffix == ".csv":
-        header, it = iter_csv(path)
+        header, it = iter_csv(path, encoding, encoding_flag)
         require_columns(path, header, wanted or {})
         rows = [{**row, "_line": line} for line, row in it]
     elif suffix == ".jsonl":
         rows = []
-        for i, line in enumerate(read_text(path).splitlines(), start=1):
+        for i, line in enumerate(read_text(path, encoding, encoding_flag).splitlines(), start=1):
             if not line.strip():
                 continue
             try:
@@ -165,7 +268,7 @@ def read_table(path: str | os.PathLike, wanted: dict[str, str] | None = None) ->
                 raise UserError(f"{path}: line {i}: expected a JSON object per line")
             rows.append({**obj, "_line": i})
     elif suffix == ".json":
-        text = read_text(path)
+        text = read_text(path, encoding, encoding_flag)
         if not text.strip():
             raise UserError(f"{path} is empty: expected a JSON list of objects")
         try:
@@ -174,12 +277,7 @@ def read_table(path: str | os.PathLike, wanted: dict[str, str] | None = None) ->
             raise UserError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
         rows = _rows_from_json(path, obj)
     elif suffix == ".parquet":
-        import pandas as pd
-
-        if not path.is_file():
-            raise UserError(f"{path}: no such file")
-        frame = pd.read_parquet(path)
-        rows = [{**r, "_line": i} for i, r in enumerate(frame.to_dict("records"), start=1)]
+        rows = _rows_from_parquet(path)
     else:
         raise UserError(f"{path}: unsupported file type {suffix or '(none)'}; use one of {', '.join(TABLE_SUFFIXES)}")
     if not rows:
@@ -188,6 +286,23 @@ def read_table(path: str | os.PathLike, wanted: dict[str, str] | None = None) ->
         columns = sorted({k for r in rows for k in r if k != "_line"})
         require_columns(path, columns, wanted)
     return rows
+
+
+def _rows_from_parquet(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise UserError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path} is empty: expected a parquet file")
+    try:
+        import pandas as pd
+
+        frame = pd.read_parquet(path)
+    except ImportError as err:
+        raise UserError(f"{path}: reading parquet needs pandas and pyarrow ({err}); pip install pyarrow") from None
+    except Exception as err:  # pyarrow raises its own types (ArrowInvalid, ...) for a damaged file
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise UserError(f"{path}: not a readable parquet file ({first}); re-export it, or use CSV") from None
+    return [{**r, "_line": i} for i, r in enumerate(frame.to_dict("records"), start=1)]
 
 
 def _rows_from_json(path: Path, obj: Any) -> list[dict[str, Any]]:

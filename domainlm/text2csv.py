@@ -31,12 +31,9 @@ and compared with what was meant, and only then moved into place, with ``text2cs
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import random
 import re
-import shutil
 import tempfile
 import unicodedata
 from collections import Counter
@@ -46,7 +43,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
-from domainlm.tables import read_table, read_text, write_csv, write_json
+from domainlm.tables import (
+    check_encoding,
+    check_output_dir,
+    read_table,
+    read_text,
+    staged_outputs,
+    write_csv,
+    write_json,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
@@ -55,6 +60,7 @@ SPLITS = ("file", "line", "paragraph", "separator", "tokens")
 TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 GUIDE_FILES = ("train.txt", "validation.txt")
 STATS_FILE = "text2csv_stats.json"
+ENCODING_FLAG = "--encoding"  # named in the error for a file that is not in the --encoding it was read with
 DEFAULT_VALIDATION_FRACTION = 0.1
 
 # A paragraph ends at one or more blank lines (a line of only spaces or tabs counts as blank).
@@ -85,6 +91,7 @@ class Text2CsvArgs:
     tokenizer: str | None = None
     validation_fraction: float | None = None
     seed: int = 42
+    encoding: str = "utf-8"
     guide_mode: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
@@ -126,6 +133,8 @@ class Text2CsvArgs:
         if self.validation_fraction is None:
             one_input = len(self.inputs) == 1 and not self.validation
             self.validation_fraction = DEFAULT_VALIDATION_FRACTION if one_input else 0.0
+        check_encoding(self.encoding)
+        check_output_dir(self.output_dir)
 
     def _guide_inputs(self) -> None:
         """No INPUT: the guide's ``train.txt`` and ``validation.txt`` in the current folder."""
@@ -326,7 +335,7 @@ def iter_text_files(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def read_documents(path_str: str, column: str) -> list[str]:
+def read_documents(path_str: str, column: str, encoding: str = "utf-8") -> list[str]:
     """The documents of one input: a text file, a folder of ``.txt`` files, or a table's ``column``."""
     path = Path(path_str)
     if not path.exists():
@@ -338,19 +347,20 @@ def read_documents(path_str: str, column: str) -> list[str]:
                 f"{path}: no .txt files in this folder or below it; pass the text files themselves, "
                 "or CSV/JSON files with --column"
             )
-        return [_read_text_document(f) for f in files]
+        return [_read_text_document(f, encoding) for f in files]
     suffix = path.suffix.lower()
     if suffix in (".pkl", ".pickle"):
         raise UserError(f"{path}: pickles are not read here; save the data as CSV, JSON or JSONL and pass --column")
     if suffix in TABLE_SUFFIXES:
         return [
-            _cell_text(path, row["_line"], row.get(column), column) for row in read_table(path, {column: "--column"})
+            _cell_text(path, row["_line"], row.get(column), column)
+            for row in read_table(path, {column: "--column"}, encoding, ENCODING_FLAG)
         ]
-    return [_read_text_document(path)]
+    return [_read_text_document(path, encoding)]
 
 
-def _read_text_document(path: Path) -> str:
-    text = read_text(path)
+def _read_text_document(path: Path, encoding: str) -> str:
+    text = read_text(path, encoding, ENCODING_FLAG)
     if not text.strip():
         raise UserError(f"{path} is empty: give it some text, or leave it out of the inputs")
     return text
@@ -402,14 +412,14 @@ class SplitStats:
 
 
 def collect_examples(
-    inputs: list[str], column: str, splitter: Callable[[str], list[str]], stats: SplitStats
+    inputs: list[str], column: str, splitter: Callable[[str], list[str]], stats: SplitStats, encoding: str = "utf-8"
 ) -> list[str]:
     """Examples of all ``inputs`` in order: normalised, cleaned, empties and duplicates dropped and counted."""
     examples: list[str] = []
     seen: set[str] = set()
     for path in inputs:
         kept_before = len(examples) + stats.dropped["duplicate"]
-        for doc in read_documents(path, column):
+        for doc in read_documents(path, column, encoding):
             stats.documents += 1
             for piece in splitter(normalise(doc)):
                 piece = clean(piece)
@@ -462,11 +472,11 @@ def build_splits(args: Text2CsvArgs) -> tuple[dict[str, list[str]], dict[str, Sp
             return split_document(text, split, separator)
 
     stats = {"train": SplitStats(args.inputs)}
-    train = collect_examples(args.inputs, args.column, splitter, stats["train"])
+    train = collect_examples(args.inputs, args.column, splitter, stats["train"], args.encoding)
     splits = {"train": train}
     if args.validation:
         stats["validation"] = SplitStats(args.validation)
-        validation = collect_examples(args.validation, args.column, splitter, stats["validation"])
+        validation = collect_examples(args.validation, args.column, splitter, stats["validation"], args.encoding)
         in_train = set(train)
         kept = [t for t in validation if t not in in_train]
         stats["validation"].dropped["in_train"] = len(validation) - len(kept)
@@ -523,30 +533,14 @@ def check_round_trip(path: Path, expected: list[str], name: str) -> None:
 
 
 def write_outputs(output_dir: Path, splits: dict[str, list[str]], stats: dict[str, Any]) -> list[Path]:
-    """Write, read back and check in a hidden folder inside ``output_dir``, then move into place."""
-    if output_dir.exists() and not output_dir.is_dir():
-        raise UserError(f"--output_dir {output_dir} is a file; give a folder")
-    created = [p for p in (output_dir.absolute(), *output_dir.absolute().parents) if not p.exists()]
-    output_dir.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".text2csv-", dir=output_dir))
-    written = []
-    try:
+    """Write and read back into a hidden folder inside ``output_dir``; move into place only when all is well."""
+    with staged_outputs(output_dir) as staged:
         for name, examples in splits.items():
-            write_csv(staging / f"{name}.csv", ({"text": t} for t in examples), ["text"])
-            check_round_trip(staging / f"{name}.csv", examples, str(output_dir / f"{name}.csv"))
-        for name in splits:
-            os.replace(staging / f"{name}.csv", output_dir / f"{name}.csv")
-            written.append(output_dir / f"{name}.csv")
-        write_json(output_dir / STATS_FILE, stats)
-        written.append(output_dir / STATS_FILE)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        with contextlib.suppress(OSError):  # the folders made here, innermost first, if still empty
-            for folder in created:
-                folder.rmdir()
-        raise
-    shutil.rmtree(staging, ignore_errors=True)
-    return written
+            path = staged.file(f"{name}.csv")
+            write_csv(path, ({"text": t} for t in examples), ["text"])
+            check_round_trip(path, examples, str(output_dir / f"{name}.csv"))
+        write_json(staged.file(STATS_FILE), stats)
+    return [output_dir / name for name in staged.names]
 
 
 def _check_outputs_are_not_inputs(args: Text2CsvArgs, output_dir: Path) -> None:
@@ -571,6 +565,7 @@ def text2csv(args: Text2CsvArgs) -> dict[str, Any]:
         "column": args.column,
         "validation_fraction": 0.0 if args.validation else args.validation_fraction,
         "seed": args.seed,
+        "encoding": args.encoding,
     }
     if args.separator is not None:
         stats["separator"] = args.separator

@@ -34,36 +34,53 @@ def setup_logging(training_args: TrainingArguments) -> None:
     transformers.utils.logging.set_verbosity(level)
 
 
-def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> str | bool | None:
+def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> str | None:
     """Where training continues from: an explicit checkpoint, ``true`` (the last one), or, by default,
-    the last checkpoint in a non-empty ``output_dir`` unless ``--overwrite_output_dir``."""
-    from transformers.trainer_utils import get_last_checkpoint
+    the last checkpoint in a non-empty ``output_dir`` unless ``--overwrite_output_dir``.
 
+    "Last" means the last complete one: a run killed while saving leaves a checkpoint without its
+    trainer_state.json, which is skipped. A checkpoint written under another DeepSpeed ZeRO stage or
+    number of processes is refused in one line (``domainlm.guards.check_resume``).
+    """
+    from domainlm.guards import check_resume, checkpoint_dirs, current_layout, last_complete_checkpoint
+
+    output_dir = training_args.output_dir
     resume = training_args.resume_from_checkpoint
     if isinstance(resume, str) and resume.lower() in ("true", "false"):
         resume = resume.lower() == "true"
     if resume is True:
-        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        last = last_complete_checkpoint(output_dir)
         if last is None:
-            raise UserError(f"--resume_from_checkpoint true: no checkpoint-* folder in {training_args.output_dir}")
-        return last
-    if resume:
+            raise UserError(f"--resume_from_checkpoint true: no complete checkpoint-* folder in {output_dir}")
+        chosen = str(last)
+    elif resume:
         if not os.path.isdir(resume):
             raise UserError(f"--resume_from_checkpoint {resume}: no such folder")
-        return resume
-    if run_args.overwrite_output_dir or not os.path.isdir(training_args.output_dir):
+        chosen = str(resume)
+    elif run_args.overwrite_output_dir:
+        old = checkpoint_dirs(output_dir)
+        if old:
+            logger.warning(
+                "--overwrite_output_dir: starting afresh; %d checkpoint folder(s) of an earlier run stay in %s (up "
+                "to %s) and a later run without --overwrite_output_dir would continue from the highest: remove them",
+                len(old), output_dir, old[-1].name,
+            )  # fmt: skip
         return None
-    last = get_last_checkpoint(training_args.output_dir)
-    if last is not None:
+    else:
+        last = last_complete_checkpoint(output_dir)
+        if last is None:
+            return None
         logger.info("continuing from %s (pass --overwrite_output_dir to start afresh)", last)
-    return last
+        chosen = str(last)
+    check_resume(chosen, current_layout(training_args))
+    return chosen
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     from transformers import set_seed
 
     from domainlm.args import parse_args
-    from domainlm.data import CausalLMCollator, build_sequences, load_splits, resolve_sequence_mode
+    from domainlm.data import build_sequences, load_splits, resolve_sequence_mode
     from domainlm.metrics import argmax_logits, compute_metrics
     from domainlm.modeling import configure_generation, context_length, load_model, load_tokenizer
     from domainlm.saving import save_trained_model
@@ -71,6 +88,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from domainlm.trainer import DomainTrainer
 
     model_args, data_args, run_args, training_args = parse_args(argv)
+    from domainlm.distributed import align_world_size
+
+    align_world_size(training_args)  # several DeepSpeed ranks without a GPU: see domainlm/distributed.py
     setup_logging(training_args)
     set_seed(training_args.seed)
 
@@ -79,12 +99,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raw = load_splits(data_args, training_args)
     first = raw["train"] if "train" in raw else raw["validation"]
     mode = resolve_sequence_mode(data_args.sequence_mode, first["text"])
-    model = load_model(model_args, tokenizer)
+    model = load_model(model_args, tokenizer, training_args)
     context = context_length(model.config)
     block_size = data_args.block_size or min(context, 1024)
     if block_size > context:
         raise UserError(f"--block_size {block_size} is over the model's context of {context} tokens")
     logger.info("sequence mode: %s, block size %d", mode, block_size)
+    if mode == "packed":
+        model.config.use_cache = False  # with a cache, packed records would attend to each other
 
     splits = {}
     with training_args.main_process_first(desc="tokenising"):
@@ -94,18 +116,27 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     for name, limit in limits.items():
         if name in splits and limit is not None:
             splits[name] = splits[name].select(range(min(limit, len(splits[name]))))
+    data_stats: dict[str, dict[str, int]] = {}  # for the model card
     for name, ds in splits.items():
         tokens = sum(len(x) for x in ds["input_ids"])
         logger.info("%s: %d sequences, %d tokens", name, len(ds), tokens)
+        data_stats[name] = {"sequences": len(ds), "tokens": tokens}
 
     configure_generation(model, tokenizer)
+    collator, callbacks = make_collator(tokenizer, block_size, data_args, training_args)
+    schedule = apply_freezing(model, model_args, training_args)
+    callbacks += long_run_callbacks(run_args, training_args, tokenizer, raw)  # guards, samples, eval before
+    default_report_to(argv, training_args)
     trainer = DomainTrainer(
         model=model,
         args=training_args,
         train_dataset=splits.get("train") if training_args.do_train else None,
         eval_dataset=splits.get("validation") if training_args.do_eval else None,
         processing_class=tokenizer,
-        data_collator=CausalLMCollator(pad_token_id=tokenizer.pad_token_id),
+        data_collator=collator,
+        callbacks=callbacks,
+        layerwise_lr_decay=model_args.layerwise_lr_decay,
+        unfreeze_schedule=schedule,
         compute_metrics=compute_metrics if training_args.do_eval else None,
         preprocess_logits_for_metrics=argmax_logits if training_args.do_eval else None,
     )
@@ -116,7 +147,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result = trainer.train(resume_from_checkpoint=resolve_resume(run_args, training_args))
         results.update({f"train_{k}" if not k.startswith("train_") else k: v for k, v in result.metrics.items()})
         results["train_samples"] = len(splits["train"])
+        results.update(eval_before_results(callbacks))
+        use_cache, model.config.use_cache = model.config.use_cache, True  # saved folder generates with a cache
         save_trained_model(trainer, out)
+        model.config.use_cache = use_cache
     if training_args.do_eval:
         metrics = trainer.evaluate()
         from domainlm.metrics import perplexity
@@ -128,11 +162,105 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         write_json(out / "all_results.json", results)
         if training_args.do_train:
             write_json(out / "trainer_state.json", _state_dict(trainer))
+            from domainlm.model_card import card_facts, write_model_card
+
+            facts = card_facts(
+                out, model, model_args, data_args, training_args, results, data_stats, trainer.state.global_step
+            )
+            write_model_card(out, facts)
         logger.info("results: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
     return results
+
+
+def apply_freezing(model: Any, model_args: Any, training_args: TrainingArguments) -> Any:
+    """Freeze blocks for --unfreeze_last_n; return the parsed --unfreeze_schedule (or None).
+
+    Per-layer learning rates need the Trainer to build the optimizer, so an ``optimizer`` block in
+    the DeepSpeed config is set aside (its values are the Trainer's own "auto" ones).
+    """
+    from domainlm.freezing import UnfreezeSchedule, freeze_all_but_last
+
+    if model_args.unfreeze_last_n is not None:
+        freeze_all_but_last(model, model_args.unfreeze_last_n)
+    schedule = None
+    if model_args.unfreeze_schedule:
+        schedule = UnfreezeSchedule.parse(model_args.unfreeze_schedule, model_args.unfreeze_unit)
+    ds_config = getattr(training_args, "hf_deepspeed_config", None)
+    if (schedule or model_args.layerwise_lr_decay) and ds_config is not None and "optimizer" in ds_config.config:
+        logger.info("per-layer learning rates: the Trainer builds the optimizer, not the DeepSpeed config")
+        del ds_config.config["optimizer"]
+    return schedule
+
+
+def make_collator(
+    tokenizer: Any, block_size: int, data_args: Any, training_args: TrainingArguments
+) -> tuple[Any, list[Any]]:
+    """The padding collator, with a keyword shuffler and its epoch callback when asked for."""
+    from domainlm.data import CausalLMCollator, RecordEncoder
+
+    if not data_args.shuffle_keywords:
+        return CausalLMCollator(pad_token_id=tokenizer.pad_token_id), []
+    from domainlm.keyword_shuffle import KeywordShuffleCallback, KeywordShuffler
+
+    shuffler = KeywordShuffler(RecordEncoder(tokenizer, data_args.loss_on == "body"), block_size, training_args.seed)
+    training_args.remove_unused_columns = False  # the collator needs the record texts
+    return CausalLMCollator(pad_token_id=tokenizer.pad_token_id, shuffler=shuffler), [KeywordShuffleCallback(shuffler)]
 
 
 def _state_dict(trainer: Any) -> dict[str, Any]:
     import dataclasses
 
     return dataclasses.asdict(trainer.state)
+
+
+# --- long runs: guards, samples, evaluation before training, TensorBoard (domainlm/guards.py, callbacks.py) ---
+
+
+def long_run_callbacks(run_args: RunArguments, training_args: TrainingArguments, tokenizer: Any, raw: Any) -> list:
+    """The callbacks that guard a long run and show what it does, as ``run_args`` asks."""
+    from domainlm.callbacks import EvalBeforeTraining, SampleCallback, sample_prompts
+    from domainlm.guards import CheckpointInfo, DiskGuard, DivergenceGuard
+
+    callbacks: list[Any] = [CheckpointInfo(), DivergenceGuard(run_args.max_skipped_steps)]
+    if run_args.check_disk_space:
+        callbacks.insert(0, DiskGuard())
+    if run_args.eval_before_training:
+        if not training_args.do_eval:
+            raise UserError("--eval_before_training needs --do_eval (and a validation split)")
+        training_args.eval_on_start = True
+    if training_args.eval_on_start:
+        callbacks.append(EvalBeforeTraining())
+    if run_args.sample_every_steps and run_args.num_samples:
+        split = raw["validation"] if "validation" in raw else raw["train"]
+        texts = split.select(range(min(len(split), 20 * run_args.num_samples)))["text"]
+        prompts = sample_prompts(texts, run_args.num_samples)
+        callbacks.append(
+            SampleCallback(
+                prompts, tokenizer, run_args.sample_every_steps, run_args.sample_max_new_tokens, training_args.seed
+            )
+        )
+    return callbacks
+
+
+def eval_before_results(callbacks: list[Any]) -> dict[str, float]:
+    from domainlm.callbacks import EvalBeforeTraining
+
+    before = next((c for c in callbacks if isinstance(c, EvalBeforeTraining)), None)
+    return before.results() if before is not None else {}
+
+
+def default_report_to(argv: list[str] | None, training_args: TrainingArguments) -> None:
+    """TensorBoard logs (in ``output_dir/runs``, or ``--logging_dir``) unless ``--report_to`` says otherwise:
+    transformers 5 reports nowhere by default, 4.x reported to every installed integration."""
+    import json
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) == 1 and args[0].endswith(".json"):
+        try:
+            given = "report_to" in json.loads(Path(args[0]).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            given = True
+    else:
+        given = any(a.split("=", 1)[0] in ("--report_to", "--report-to") for a in args)
+    if not given:
+        training_args.report_to = ["tensorboard"]

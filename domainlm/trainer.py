@@ -33,12 +33,103 @@ def drop_tied_copies(model: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
 
 
 class DomainTrainer(Trainer):
-    """Adds perplexity next to every logged evaluation loss, and saves tied weights once."""
+    """Adds perplexity next to every logged evaluation loss, and saves tied weights once.
+
+    With ``layerwise_lr_decay`` or ``unfreeze_schedule`` (see ``domainlm.freezing``) the optimizer gets
+    one parameter group per layer group, listed in ``output_dir/optimizer_groups.json``.
+    """
+
+    def __init__(
+        self, *args: Any, layerwise_lr_decay: float | None = None, unfreeze_schedule: Any = None, **kwargs: Any
+    ) -> None:
+        self.layerwise_lr_decay = layerwise_lr_decay
+        self.unfreeze_schedule = unfreeze_schedule
+        super().__init__(*args, **kwargs)
+
+    def create_optimizer(self, model: Any = None) -> Any:
+        if self.layerwise_lr_decay is None and self.unfreeze_schedule is None:
+            return super().create_optimizer(model)
+        if self.optimizer is None:
+            self.optimizer = self._layer_group_optimizer(self.model if model is None else model)
+        return self.optimizer
+
+    def _layer_group_optimizer(self, model: Any) -> Any:
+        from domainlm.freezing import parameter_groups
+
+        args = self.args
+        groups = parameter_groups(
+            model,
+            args.learning_rate,
+            args.weight_decay,
+            set(self.get_decay_parameter_names(model)),
+            self.layerwise_lr_decay,
+        )
+        ds_config = getattr(args, "hf_deepspeed_config", None)
+        if ds_config is not None and ds_config.is_offload():
+            from deepspeed.ops.adam import DeepSpeedCPUAdam  # ZeRO-Offload needs DeepSpeed's CPU Adam
+
+            optimizer = DeepSpeedCPUAdam(
+                groups, lr=args.learning_rate, betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon,
+                weight_decay=args.weight_decay, adamw_mode=True,
+            )  # fmt: skip
+        else:
+            cls, kwargs = Trainer.get_optimizer_cls_and_kwargs(args, model)
+            kwargs = {k: v for k, v in kwargs.items() if k not in ("params", "model", "optimizer_dict")}
+            optimizer = cls(groups, **kwargs)
+        if self.is_world_process_zero():
+            from pathlib import Path
+
+            from domainlm.tables import write_json
+
+            rows = [{k: g[k] for k in ("layer", "lr", "weight_decay")} | {"parameters": sum(p.numel() for p in g["params"])}
+                    for g in groups]  # fmt: skip
+            write_json(Path(args.output_dir) / "optimizer_groups.json", rows)
+        return optimizer
+
+    def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        scheduler = super().create_scheduler(num_training_steps, optimizer)
+        if self.unfreeze_schedule is None:
+            return scheduler
+        from torch.optim.lr_scheduler import LambdaLR
+
+        from domainlm.errors import UserError
+        from domainlm.freezing import gated_lambdas, n_layers_of
+
+        if not isinstance(scheduler, LambdaLR):
+            raise UserError(
+                f"--unfreeze_schedule works with the Trainer's LambdaLR schedules, not {type(scheduler).__name__}"
+            )
+        opt = optimizer if optimizer is not None else self.optimizer
+        lambdas = gated_lambdas(
+            scheduler.lr_lambdas[0], opt.param_groups, self.unfreeze_schedule, n_layers_of(self.model),
+            lambda: self.state.epoch or 0.0,
+        )  # fmt: skip
+        self.lr_scheduler = LambdaLR(opt, lambdas)
+        return self.lr_scheduler
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         for key in [k for k in logs if k.endswith("eval_loss")]:
             logs[key[: -len("loss")] + "perplexity"] = perplexity(logs[key])
         super().log(logs, *args, **kwargs)
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        shuffler = getattr(self.data_collator, "shuffler", None)
+        if shuffler is None:
+            return super().evaluate(*args, **kwargs)
+        with shuffler.paused():  # evaluation sees records as written
+            return super().evaluate(*args, **kwargs)
+
+    def compute_loss(
+        self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
+    ) -> Any:
+        """The Trainer's loss; a training loss is shown to the divergence guard (domainlm/guards.py) before
+        the backward pass, so a NaN or infinite loss stops the run before it reaches the weights."""
+        loss = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if not return_outputs and model.training:
+            for callback in self.callback_handler.callbacks:
+                if hasattr(callback, "check_loss"):
+                    callback.check_loss(loss, self.state)
+        return loss
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         if state_dict is not None:

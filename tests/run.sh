@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 START=$SECONDS
 source scripts/setup_env.sh
-setup_requirements requirements.txt requirements-test.txt
+setup_requirements requirements.txt requirements-keywords.txt requirements-test.txt
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check .
 python -m pytest tests "$@"

@@ -4,7 +4,7 @@ import pytest
 
 from domainlm.data import check_data_file, load_text_dataset
 from domainlm.errors import UserError
-from domainlm.tables import atomic_write, read_table, write_csv
+from domainlm.tables import atomic_write, check_output_dir, read_table, read_text, staged_outputs, write_csv
 
 TRICKY = [
     'He said "hello", then left.',
@@ -46,7 +46,7 @@ def test_atomic_write_leaves_nothing_on_failure(tmp_path):
         (b"", "is empty"),
         (b"title,body\nx,y\n", "has no column 'text' (columns: 'title', 'body'); choose one with --text_column"),
         (b'text\n"fine"\n"unterminated\n', "line 3: malformed CSV"),
-        (b"text\nok\ncaf\xe9\n", "line 3 is not UTF-8 (byte 0xe9)"),
+        (b"text\nok\ncaf\xe9\n", "byte 11 (line 3) is not UTF-8 (0xe9); re-save it as UTF-8, e.g. `iconv -f cp1252"),
         (b"text\n\n", "no row has text"),
         (b"text\na,b\n", "line 2: 2 fields but the header has 1"),
     ],
@@ -87,3 +87,80 @@ def test_written_files_get_the_usual_permissions(tmp_path):
     finally:
         os.umask(mask)
     assert (tmp_path / "t.csv").stat().st_mode & 0o777 == 0o644
+
+
+CP1252 = "Café – naïve “quotes”\n".encode("cp1252")  # 0xe9 é, 0x96 en dash, 0x93/0x94 curly quotes
+
+
+def test_read_text_with_an_encoding(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_bytes(b"ok\n" + CP1252)
+    assert read_text(path, "cp1252") == "ok\nCafé – naïve “quotes”\n"
+    with pytest.raises(UserError) as err:
+        read_text(path, encoding_flag="--encoding")
+    assert str(err.value) == (
+        f"{path}: byte 6 (line 2) is not UTF-8 (0xe9); pass --encoding cp1252 (or the file's encoding), "
+        "or re-save it as UTF-8"
+    )
+
+
+def test_read_text_drops_a_bom_and_counts_it_in_the_offset(tmp_path):
+    path = tmp_path / "bom.csv"
+    path.write_bytes(b"\xef\xbb\xbftext\nok\n")
+    assert read_text(path) == read_text(path, "utf-8-sig") == "text\nok\n"
+    path.write_bytes(b"\xef\xbb\xbftext\n\x81\n")  # 0x81: neither UTF-8 nor cp1252
+    with pytest.raises(UserError, match=r"bom\.csv: byte 8 \(line 2\) is not UTF-8 \(0x81\); pass --enc latin-1 "):
+        read_text(path, encoding_flag="--enc")
+    with pytest.raises(
+        UserError, match=r"bom\.csv: byte 8 \(line 2\) is not valid cp1252 \(0x81\); pass the file's own"
+    ):
+        read_text(path, "cp1252", "--encoding")
+    with pytest.raises(UserError, match=r"--encoding klingon: unknown encoding; e\.g\. utf-8, cp1252"):
+        read_table(path, encoding="klingon", encoding_flag="--encoding")
+
+
+def test_read_table_passes_the_encoding_on(tmp_path):
+    (tmp_path / "t.csv").write_bytes(b"text\n" + CP1252)
+    (tmp_path / "t.jsonl").write_bytes(b'{"text": "' + CP1252.strip() + b'"}\n')
+    for name in ("t.csv", "t.jsonl"):
+        assert read_table(tmp_path / name, {"text": "--c"}, "cp1252")[0]["text"] == "Café – naïve “quotes”", name
+        with pytest.raises(UserError, match=r"byte \d+ \(line \d\) is not UTF-8 \(0xe9\)"):
+            read_table(tmp_path / name, {"text": "--c"})
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", r"empty\.parquet is empty: expected a parquet file"),
+        (b"PAR1 not really PAR1", r"empty\.parquet: not a readable parquet file \(.+\); re-export it, or use CSV"),
+        (b"title,text\nA,B\n", r"empty\.parquet: not a readable parquet file"),
+    ],
+)
+def test_damaged_parquet_is_a_user_error(tmp_path, content, message):
+    path = tmp_path / "empty.parquet"
+    path.write_bytes(content)
+    with pytest.raises(UserError, match=message) as err:
+        read_table(path, {"text": "--text_column"})
+    assert "\n" not in str(err.value)
+
+
+def test_staged_outputs_are_all_or_nothing(tmp_path):
+    out = tmp_path / "new" / "out"
+    with pytest.raises(RuntimeError), staged_outputs(out) as staged:
+        write_csv(staged.file("a.csv"), [{"text": "x"}], ["text"])
+        raise RuntimeError("crash before the second file")
+    assert list(tmp_path.iterdir()) == []  # the folders it made are gone too
+    with staged_outputs(out) as staged:
+        write_csv(staged.file("a.csv"), [{"text": "x"}], ["text"])
+        write_csv(staged.file("b.csv"), [{"text": "y"}], ["text"])
+        assert not (out / "a.csv").exists()
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv"]
+
+
+def test_an_output_folder_that_is_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(UserError, match=r"^--output_dir .*/f is a file; give a folder$"):
+        check_output_dir(tmp_path / "f")
+    with pytest.raises(UserError, match=r"^--output_dir .*/f/sub: .*/f is a file, not a folder; give another folder$"):
+        check_output_dir(tmp_path / "f" / "sub")
+    check_output_dir(tmp_path / "a" / "b")  # not there yet: fine

@@ -206,7 +206,12 @@ def test_validation_fraction_is_reproducible_and_disjoint(tmp_path):
         ("blank.txt", b" \n\n\t\n", {}, r"blank\.txt is empty"),
         ("empty.csv", b"", {"column": "text"}, r"empty\.csv is empty"),
         ("jokes.csv", b"ID,Joke\n1,ha\n", {}, r"jokes\.csv has no column 'text' \(columns: 'ID', 'Joke'\).*--column"),
-        ("latin1.txt", "ok\nCaf\xe9\n".encode("latin-1"), {}, r"latin1\.txt: line 2 is not UTF-8.*iconv"),
+        (
+            "latin1.txt",
+            "ok\nCaf\xe9\n".encode("latin-1"),
+            {},
+            r"latin1\.txt: byte 6 \(line 2\) is not UTF-8 \(0xe9\); pass --encoding cp1252 \(or the file's encoding\)",
+        ),
         ("nothing.csv", b"ID,Joke\n1,\n2,  \n", {"column": "Joke"}, r"nothing\.csv: no examples: column 'Joke'"),
         ("seps.txt", b"<S> \n<S>\n", {"split": "separator", "separator": "<S>"}, r"seps\.txt: no examples"),
         ("missing.txt", None, {}, r"missing\.txt: no such file or folder"),
@@ -267,6 +272,9 @@ def test_existing_output_folder_keeps_old_files_on_error(tmp_path):
         ({"inputs": ["a.txt"], "output_dir": "o", "validation_fraction": 1.0}, "--validation_fraction 1.0"),
         ({"validation": ["b.txt"]}, "--validation needs training inputs"),
         ({"validation_fraction": 0.2}, "--validation_fraction needs INPUT"),
+        ({"inputs": ["a.txt"], "output_dir": "o", "encoding": "klingon"}, "--encoding klingon: unknown encoding"),
+        ({"inputs": ["a.txt"], "output_dir": __file__}, "test_text2csv.py is a file; give a folder"),
+        ({"inputs": ["a.txt"], "output_dir": f"{__file__}/sub"}, "test_text2csv.py is a file, not a folder"),
     ],
 )
 def test_conflicting_flags(kwargs, message):
@@ -278,6 +286,19 @@ def test_default_validation_fraction():
     assert Text2CsvArgs(inputs=["a"], output_dir="o").validation_fraction == 0.1
     assert Text2CsvArgs(inputs=["a", "b"], output_dir="o").validation_fraction == 0.0
     assert Text2CsvArgs(inputs=["a"], validation=["b"], output_dir="o").validation_fraction == 0.0
+
+
+def test_encoding_reads_windows_files_and_writes_utf8(tmp_path):
+    text = "Café – naïve “quotes”\r\n\r\nœuvre"
+    src = write(tmp_path / "w.txt", text.encode("cp1252"))
+    table = write(tmp_path / "w.csv", ("text\r\n" + text.replace("\r\n\r\n", "\r\n")).encode("cp1252"))
+    with pytest.raises(UserError, match=r"w\.txt: byte 3 \(line 1\) is not UTF-8 \(0xe9\); pass --encoding cp1252"):
+        run(tmp_path, src, split="paragraph")
+    stats = run(tmp_path, src, split="paragraph", validation_fraction=0.0, encoding="cp1252")
+    assert read_csv(tmp_path / "out" / "train.csv") == ["Café – naïve “quotes”", "œuvre"]
+    assert stats["encoding"] == "cp1252"
+    run(tmp_path, table, column="text", validation_fraction=0.0, encoding="cp1252", output_dir=str(tmp_path / "t"))
+    assert read_csv(tmp_path / "t" / "train.csv") == ["Café – naïve “quotes”", "œuvre"]
 
 
 def test_input_is_never_overwritten(tmp_path):

@@ -1,0 +1,49 @@
+"""Benchmark output: a Markdown table for the terminal and docs, and a JSON file for the record."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A GitHub Markdown table; numbers are shown as given (format them before)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """Written atomically (the project's writer), parent folders created."""
+    from domainlm.tables import write_json as atomic_write_json
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(path, obj)
+
+
+def fmt_int(x: float) -> str:
+    return f"{x:,.0f}"
+
+
+def fmt_ratio(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.2f}x"
+
+
+@contextmanager
+def quiet_libraries() -> Iterator[None]:
+    """No progress bars or info chatter from datasets and transformers; restored afterwards."""
+    import datasets
+    import transformers
+
+    bars = datasets.is_progress_bar_enabled()
+    verbosity = transformers.logging.get_verbosity()
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        if bars:
+            datasets.enable_progress_bars()
+        transformers.logging.set_verbosity(verbosity)

@@ -1,0 +1,480 @@
+#!/usr/bin/env python
+"""Training throughput of five ways to build sequences from the same records, measured side by side.
+
+    python bench/train_throughput.py                                  # tiny GPT-2, block 1024, real postings
+    python bench/train_throughput.py --json_out work/bench/throughput.json
+    python bench/train_throughput.py --model gpt2 --batch_size 4 --steps 4 --profile packed pad_max
+    python bench/train_throughput.py --model EleutherAI/gpt-neo-1.3B --device cuda   # bf16 autocast on a GPU
+
+Modes (see bench/modes.py): pad_max (every record padded to the block, the original project's way),
+concat (upstream run_clm: concatenate and cut), dynamic (records padded per batch), grouped
+(length-grouped batches), packed (records packed per row, none attending to another). Every step
+of every mode holds --batch_size rows of at most --block_size tokens (the same token budget); the
+modes take steps in turn, round-robin with the order rotating each round, so machine noise falls on
+all alike. One shared model and AdamW optimizer serve all modes: a step costs the same whatever the
+weights, and memory stays that of one model.
+
+How the figures are made. Each mode's whole epoch is built and counted exactly (positions, pads,
+useful positions: those whose next-token label carries loss). The timed steps are a sample of the
+epoch's batches spread over their sizes; per step, seconds per position; a mode's cost is the median
+over its steps, so that a step slowed down by another process does not move it. Then, per mode:
+total tokens/s = 1 / cost, useful tokens/s = the epoch's useful share / cost, epoch time = the
+epoch's positions x cost. Hence every ratio splits into useful share x cost per position. The plain
+totals over the timed steps are in the JSON too (``timed_steps``).
+
+Prints a table per mode (useful and total tokens/s, padding, useful share, µs per position, median
+step time, peak memory: RSS on CPU, allocated tensors on CUDA; epoch steps and time), then packed ÷
+pad_max and packed ÷ concat against the goals (2.0x and 0.9x), e.g. (measured figures and commands
+in docs/benchmarks.md):
+
+    | mode | useful tok/s | total tok/s | padding | useful share | µs/position | ...
+    packed / pad_max, useful tokens/s: 1.4x (goal 2.0x: MISSED) = useful share 1.4x x cost per position 1.0x; ...
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))  # `python bench/train_throughput.py` from anywhere finds domainlm and bench
+
+GOALS = {"packed_vs_pad_max": 2.0, "packed_vs_concat": 0.9}
+
+
+@dataclass
+class ThroughputArguments:
+    model: str = field(
+        default="tiny",
+        metadata={
+            "help": "tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl, gpt-neo-125m, gpt-neo-1.3b, gpt-neo-2.7b "
+            "(hub spellings such as EleutherAI/gpt-neo-1.3B too); randomly initialised."
+        },
+    )
+    config_overrides: str | None = field(
+        default=None, metadata={"help": "Config values over the named size, e.g. n_layer=2,n_embd=32,n_head=2."}
+    )
+    attn_implementation: str | None = field(
+        default=None, metadata={"help": "sdpa or eager (default: sdpa for GPT-2, eager for GPT-Neo)."}
+    )
+    data: str | None = field(
+        default=None,
+        metadata={
+            "help": "Raw postings for prepare_jobs; default ../shared/data/jobs/linkedin_936.pkl (or .csv) "
+            "when present, else data/jobs_sample.csv."
+        },
+    )
+    max_records: int | None = field(default=None, metadata={"help": "Use only the first N prepared rows."})
+    tokenizer: str | None = field(
+        default=None, metadata={"help": "A local tokenizer folder; default: a byte-level BPE trained on the rows."}
+    )
+    vocab_size: int = field(default=8000, metadata={"help": "Vocabulary of the BPE trained on the rows."})
+    block_size: int = field(default=1024, metadata={"help": "Longest sequence; rows over it are dropped (counted)."})
+    batch_size: int = field(
+        default=4,
+        metadata={
+            "help": "Rows per step, every mode: 4 x 1024 = 4,096 positions (a round of five tiny-model steps "
+            "takes about a minute on 2 loaded CPU cores); raise it on a GPU."
+        },
+    )
+    steps: int = field(default=6, metadata={"help": "Timed optimizer steps per mode."})
+    warmup_steps: int = field(
+        default=0,
+        metadata={
+            "help": "Extra untimed rounds. Each mode's memory step (on its largest batch) already runs "
+            "untimed before the timed rounds, after one step that allocates the optimizer state."
+        },
+    )
+    modes: list[str] = field(
+        default_factory=lambda: ["pad_max", "concat", "dynamic", "grouped", "packed"],
+        metadata={"help": "Modes to compare: pad_max concat dynamic grouped packed."},
+    )
+    device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu, cuda, cuda:1, ..."})
+    precision: Literal["auto", "fp32", "bf16"] = field(
+        default="auto", metadata={"help": "auto: bf16 autocast on CUDA, fp32 on CPU."}
+    )
+    threads: int | None = field(default=None, metadata={"help": "torch CPU threads (default: torch's, one per core)."})
+    learning_rate: float = field(default=1e-4, metadata={"help": "AdamW learning rate (does not change the speed)."})
+    seed: int = field(default=0, metadata={"help": "Seed of the model, the shuffles and the batch sample."})
+    profile: list[str] = field(
+        default_factory=list,
+        metadata={"help": "Modes to profile for one step each with torch.profiler (top operators printed)."},
+    )
+    json_out: str | None = field(default=None, metadata={"help": "Write every figure to this JSON file."})
+
+    def __post_init__(self) -> None:
+        from bench.modes import MODES
+        from domainlm.errors import UserError
+
+        bad = sorted(set(self.modes) - set(MODES)) + sorted(set(self.profile) - set(self.modes))
+        if bad:
+            raise UserError(f"--modes/--profile {bad}: choose from {', '.join(MODES)} (profile: from --modes)")
+        if min(self.block_size, self.batch_size, self.steps) < 1 or self.warmup_steps < 0:
+            raise UserError("--block_size, --batch_size and --steps must be at least 1, --warmup_steps 0+")
+
+
+def train_step(model: Any, optimizer: Any, batch: dict[str, Any], device: Any, bf16: bool) -> Any:
+    """One optimizer step as the Trainer takes it: forward, backward, clip to 1.0, AdamW, zero grads."""
+    import torch
+    from torch.profiler import record_function  # labels the phases for --profile; negligible otherwise
+
+    inputs = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+    with record_function("phase:forward"), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        loss = model(**inputs).loss
+    with record_function("phase:backward"):
+        loss.backward()
+    with record_function("phase:optimizer"):
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def isolation_check(model: Any, batches: list[dict[str, Any]], device: Any) -> dict[str, Any]:
+    """Logits of the packed row holding the most records against each record run alone (fp32, eval mode).
+
+    No difference (up to float rounding) means no record attended to another.
+    """
+    import torch
+
+    def spans(batch: dict[str, Any], i: int) -> list[tuple[int, int]]:
+        starts = [*(batch["position_ids"][i] == 0).nonzero().flatten().tolist(), batch["input_ids"].shape[1]]
+        # a segment whose labels are all ignored is the pad tail, not a record
+        return [(a, b) for a, b in itertools.pairwise(starts) if (batch["labels"][i, a:b] != -100).any()]
+
+    batch, row = max(((b, i) for b in batches for i in range(len(b["input_ids"]))), key=lambda t: len(spans(*t)))
+    ids, pos = batch["input_ids"][row], batch["position_ids"][row]
+    was_training = model.training
+    model.eval()
+    worst = 0.0
+    with torch.no_grad():
+        packed = model(input_ids=ids[None].to(device), position_ids=pos[None].to(device)).logits[0].float()
+        for a, b in spans(batch, row):
+            alone = model(input_ids=ids[None, a:b].to(device)).logits[0].float()
+            worst = max(worst, (packed[a:b] - alone).abs().max().item())
+    model.train(was_training)
+    return {"records_in_row": len(spans(batch, row)), "max_abs_logit_diff": worst, "isolated": worst < 1e-3}
+
+
+def profile_step(model: Any, optimizer: Any, batch: dict[str, Any], device: Any, bf16: bool) -> dict[str, Any]:
+    """torch.profiler over one step: time per phase, attention kernels, matrix products, and the top operators."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    cuda = device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        train_step(model, optimizer, batch, device, bf16)
+        if cuda:
+            torch.cuda.synchronize(device)
+    events = prof.key_averages()
+
+    def self_ms(e: Any) -> float:
+        if not cuda:
+            return e.self_cpu_time_total / 1000
+        return getattr(e, "self_device_time_total", getattr(e, "self_cuda_time_total", 0)) / 1000
+
+    summary = {
+        e.key.split(":", 1)[1] + "_ms": round(e.cpu_time_total / 1000, 1) for e in events if e.key.startswith("phase:")
+    }
+    ops = [e for e in events if not e.key.startswith("phase:")]
+    total = sum(self_ms(e) for e in ops)
+    attention = sum(self_ms(e) for e in ops if "attention" in e.key or "scaled_dot_product" in e.key)
+    matmul = sum(self_ms(e) for e in ops if e.key in ("aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"))
+    summary.update(
+        ops_self_ms=round(total, 1),
+        attention_ms=round(attention, 1),
+        matmul_ms=round(matmul, 1),
+        attention_share=round(attention / total, 3) if total else None,
+        matmul_share=round(matmul / total, 3) if total else None,
+    )
+    try:
+        table = events.table(sort_by="self_device_time_total" if cuda else "self_cpu_time_total", row_limit=15)
+    except (AttributeError, KeyError, ValueError):  # older torch names the device column self_cuda_time_total
+        table = events.table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=15)
+    summary["table"] = table
+    return summary
+
+
+def packed_rows(data: dict[str, Any], block_size: int) -> dict[str, Any]:
+    """Rows the project's packing made and how full they are (``pack_records``: best-fit decreasing)."""
+    if "packed" not in data:
+        return {}
+    rows = sum(len(b["input_ids"]) for b in data["packed"].batches)
+    return {"rows": rows, "fill": round(data["packed"].totals().real / (rows * block_size), 4)}
+
+
+def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
+    import statistics
+
+    import torch
+
+    from bench.corpus import default_source, get_tokenizer, load_rows, prepare_rows
+    from bench.measure import MIB, PeakMemory, StepTimer, load_average, machine, resolve_device
+    from bench.models import build_model, count_parameters, model_config
+    from bench.modes import DESCRIPTIONS, MIXING, build_modes, packing_bounds
+    from domainlm.data import tokenize_records
+
+    device = resolve_device(args.device)
+    bf16 = args.precision == "bf16" or (args.precision == "auto" and device.type == "cuda")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    load_before = load_average()
+    source = Path(args.data) if args.data else default_source()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
+        prep = prepare_rows(source, tmp, log=lambda _: None)
+        rows = load_rows(Path(tmp) / "train.csv", args.max_records, cache_dir=str(Path(tmp) / "cache"))
+        tokenizer = get_tokenizer(rows["text"], args.tokenizer, args.vocab_size, args.block_size)
+        records = tokenize_records(
+            rows, tokenizer, args.block_size, overlong="drop", keep_text=True, load_from_cache_file=False
+        )
+        lengths = [len(x) for x in records["input_ids"]]
+        bounds = packing_bounds(lengths, args.block_size)
+        data = build_modes(records, tokenizer, args.block_size, args.batch_size, args.modes, args.seed)
+    corpus = {
+        "source": str(source),
+        "postings_read": prep["read"],
+        "rows_prepared": len(rows),
+        "records_used": len(lengths),
+        "dropped_over_block": len(rows) - len(lengths),
+        "tokens_per_record": {"mean": round(statistics.mean(lengths), 1), "min": min(lengths), "max": max(lengths)},
+        "mean_record_share_of_block": round(statistics.mean(lengths) / args.block_size, 3),
+        "packing": {**bounds, **packed_rows(data, args.block_size)},
+        "tokenizer": args.tokenizer or f"byte-level BPE trained on the rows, {len(tokenizer)} tokens",
+        "preparation_s": round(time.perf_counter() - started, 1),
+    }
+    log(
+        f"corpus: {corpus['records_used']} records from {source.name} ({corpus['dropped_over_block']} over "
+        f"{args.block_size} tokens dropped), {corpus['tokens_per_record']['mean']:.0f} tokens per record on average"
+    )
+
+    config = model_config(args.model, len(tokenizer), args.block_size, args.config_overrides)
+    model = build_model(config, args.attn_implementation, args.seed).to(device)
+    model.train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, fused=device.type == "cuda")
+    n_params = count_parameters(model)
+    log(
+        f"model: {args.model}, {n_params / 1e6:.1f}M parameters, {model.config._attn_implementation} attention, "
+        f"{'bf16 autocast' if bf16 else 'fp32'} on {device}"
+    )
+
+    isolation = isolation_check(model, data["packed"].batches, device) if "packed" in data else None
+
+    modes = list(args.modes)
+    picks = {m: data[m].sample(args.steps) for m in modes}
+    # One step allocates AdamW's state; then each mode's largest batch, measured for peak memory, is that
+    # mode's warm-up (first use of its shapes), so no timed step pays for either.
+    train_step(model, optimizer, data[modes[0]].batches[picks[modes[0]][0]], device, bf16)
+    memory = {}
+    for m in modes:
+        with PeakMemory(device) as peak:
+            train_step(model, optimizer, data[m].batches[data[m].largest()], device, bf16)
+        memory[m] = peak.sample
+    for w in range(args.warmup_steps):
+        for m in modes:
+            train_step(model, optimizer, data[m].batches[picks[m][w % len(picks[m])]], device, bf16)
+    times: dict[str, list[float]] = {m: [] for m in modes}
+    losses: dict[str, list[Any]] = {m: [] for m in modes}
+    for r in range(args.steps):
+        for m in modes[r % len(modes) :] + modes[: r % len(modes)]:  # rotate who goes first
+            with StepTimer(device) as timer:
+                losses[m].append(train_step(model, optimizer, data[m].batches[picks[m][r]], device, bf16))
+            times[m].append(timer.seconds)
+        log(f"round {r + 1}/{args.steps}: " + ", ".join(f"{m} {times[m][-1]:.2f}s" for m in modes))
+    profiles = {}
+    for m in args.profile:
+        profiles[m] = profile_step(model, optimizer, data[m].batches[picks[m][len(picks[m]) // 2]], device, bf16)
+
+    results: dict[str, dict[str, Any]] = {}
+    for m in modes:
+        stats = [data[m].stats[i] for i in picks[m]]
+        seconds = sum(times[m])
+        useful, total, real = (sum(getattr(s, k) for s in stats) for k in ("useful", "total", "real"))
+        epoch = data[m].totals()
+        # Seconds per position: the median over the mode's steps, so that a step another process slowed
+        # down does not move the figure; the epoch's exact token counts then give its rates and time.
+        per_position = statistics.median(t / s.total for t, s in zip(times[m], stats, strict=True))
+        results[m] = {
+            "description": DESCRIPTIONS[m],
+            "useful_tokens_per_s": round(epoch.useful / epoch.total / per_position, 1),
+            "total_tokens_per_s": round(1 / per_position, 1),
+            "padding_fraction": round(epoch.padding, 4),
+            "useful_fraction": round(epoch.useful / epoch.total, 4),
+            "us_per_position": round(1e6 * per_position, 2),
+            "step_s_median": round(statistics.median(times[m]), 3),
+            "step_s_min": round(min(times[m]), 3),
+            "step_s": [round(t, 3) for t in times[m]],
+            "rows_per_step": args.batch_size,
+            "tokens_per_step_mean": round(epoch.total / len(data[m].batches), 1),
+            "peak_memory_mib": round(memory[m].peak / MIB, 1),
+            "step_memory_increase_mib": round(memory[m].increase / MIB, 1),
+            "epoch": {
+                "steps": len(data[m].batches),
+                "useful_tokens": epoch.useful,
+                "total_tokens": epoch.total,
+                "estimated_s": round(epoch.total * per_position, 1),
+            },
+            "timed_steps": {  # the plain totals over the timed steps, for comparison
+                "steps": len(times[m]),
+                "useful_tokens_per_s": round(useful / seconds, 1),
+                "total_tokens_per_s": round(total / seconds, 1),
+                "padding_fraction": round(1 - real / total, 4),
+            },
+            "collate_ms_per_batch": round(1000 * data[m].collate_s / len(data[m].batches), 2),
+            "records_attend_to_others": m in MIXING,
+            "last_loss": round(float(torch.stack(losses[m]).float()[-1]), 4),
+        }
+
+    def ratio(a: str, b: str) -> float | None:
+        if a in results and b in results:
+            return round(results[a]["useful_tokens_per_s"] / results[b]["useful_tokens_per_s"], 3)
+        return None
+
+    def bound(a: str, b: str) -> float | None:  # the ratio if every position cost the same time
+        if a in results and b in results:
+            return round(results[a]["useful_fraction"] / results[b]["useful_fraction"], 3)
+        return None
+
+    def cost(a: str, b: str) -> float | None:  # how much cheaper a position of a is than one of b
+        if a in results and b in results:
+            return round(results[b]["us_per_position"] / results[a]["us_per_position"], 3)
+        return None
+
+    # The best any packing of these records could do: every record in, at least min_rows rows of block_size.
+    # Each record's targets are its tokens but the first (never predicted, packed or alone).
+    best_packed_fraction = (sum(lengths) - len(lengths)) / (bounds["min_rows"] * args.block_size)
+    comparisons = {}
+    for key, other in (("packed_vs_pad_max", "pad_max"), ("packed_vs_concat", "concat")):
+        r = ratio("packed", other)
+        ceiling = None
+        # At equal cost per position, with the fullest packing possible and each row padded to the block,
+        # as it is in a batch of several rows (a batch of one row is never padded: no such bound).
+        if other in results and args.batch_size > 1:
+            ceiling = round(best_packed_fraction * data[other].totals().total / data[other].totals().useful, 3)
+        comparisons[key] = {
+            "ratio": r,
+            "equal_cost_per_position_ratio": bound("packed", other),
+            "cost_per_position_ratio": cost("packed", other),
+            "ceiling_of_any_packing": ceiling,
+            "goal": GOALS[key],
+            "met": None if r is None else r >= GOALS[key],
+        }
+    if isolation is not None and comparisons["packed_vs_concat"]["met"] is not None:
+        comparisons["packed_vs_concat"]["met"] = comparisons["packed_vs_concat"]["met"] and isolation["isolated"]
+    out = {
+        "benchmark": "train_throughput",
+        "arguments": asdict(args),
+        "machine": machine(device),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "date": time.strftime("%Y-%m-%d"),
+        "model": {
+            "name": args.model,
+            "parameters": n_params,
+            "attn_implementation": model.config._attn_implementation,
+            "vocab_size": model.config.vocab_size,
+            "precision": "bf16 autocast" if bf16 else "fp32",
+        },
+        "corpus": corpus,
+        "memory_method": memory[modes[0]].method,
+        "packed_isolation": isolation,
+        "modes": results,
+        "comparisons": comparisons,
+        "profiles": profiles,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+    return out
+
+
+def render(out: dict[str, Any]) -> str:
+    from bench.report import fmt_int, fmt_ratio, markdown_table
+
+    rows = []
+    for m, r in out["modes"].items():
+        rows.append(
+            [
+                m,
+                fmt_int(r["useful_tokens_per_s"]),
+                fmt_int(r["total_tokens_per_s"]),
+                f"{100 * r['padding_fraction']:.1f}%",
+                f"{100 * r['useful_fraction']:.1f}%",
+                f"{r['us_per_position']:.0f}",
+                f"{r['step_s_median']:.2f}",
+                fmt_int(r["tokens_per_step_mean"]),
+                fmt_int(r["peak_memory_mib"]),
+                fmt_int(r["step_memory_increase_mib"]),
+                f"{r['epoch']['steps']} / {r['epoch']['estimated_s']:,.0f}",
+                "no" if r["records_attend_to_others"] else "yes",
+            ]
+        )
+    mem = "peak GPU MiB" if out["machine"]["device"].startswith("cuda") else "peak RSS MiB"
+    header = ["mode", "useful tok/s", "total tok/s", "padding", "useful share", "µs/position", "step s (median)",
+              "positions/step", mem, "step +MiB", "epoch steps / est. s", "records isolated"]  # fmt: skip
+    lines = [markdown_table(header, rows), ""]
+    for key, c in out["comparisons"].items():
+        if c["ratio"] is None:
+            continue
+        a, b = key.split("_vs_")
+        status = "met" if c["met"] else "MISSED"
+        lines.append(
+            f"{a} / {b}, useful tokens/s: {fmt_ratio(c['ratio'])} (goal {c['goal']}x: {status}) = useful share "
+            f"{fmt_ratio(c['equal_cost_per_position_ratio'])} x cost per position {fmt_ratio(c['cost_per_position_ratio'])}"
+            f"; the fullest packing possible would give {fmt_ratio(c['ceiling_of_any_packing'])} at equal cost"
+        )
+    iso = out["packed_isolation"]
+    if iso:
+        lines.append(
+            f"packed isolation: {iso['records_in_row']} records of one row, max |logit difference| against each "
+            f"alone {iso['max_abs_logit_diff']:.2e} ({'isolated' if iso['isolated'] else 'NOT isolated'})"
+        )
+    lines.append(f"memory: {out['memory_method']}")
+    lines.append(f"load average before {out['load_average_before']}, after {out['load_average_after']}")
+    packing = out["corpus"]["packing"]
+    if "fill" in packing:
+        lines.append(
+            f"packing: {packing['rows']} rows {100 * packing['fill']:.1f}% full; at least {packing['min_rows']} rows "
+            f"needed ({packing['records_over_half_block']} records over half a block), so at most "
+            f"{100 * packing['max_fill']:.1f}% full"
+        )
+    for m, p in out["profiles"].items():
+        phases = ", ".join(f"{k[:-3]} {p[k]:.0f} ms" for k in ("forward_ms", "backward_ms", "optimizer_ms") if k in p)
+        lines += [
+            "",
+            f"profile of one {m} step: {phases}; attention kernels {p['attention_ms']:.0f} ms "
+            f"({100 * (p['attention_share'] or 0):.0f}% of operator time), matrix products {p['matmul_ms']:.0f} ms "
+            f"({100 * (p['matmul_share'] or 0):.0f}%)",
+            p["table"],
+        ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers import HfArgumentParser
+
+    from bench.report import quiet_libraries, write_json
+
+    parser = HfArgumentParser(ThroughputArguments, description=__doc__)
+    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    with quiet_libraries():
+        out = run(args)
+    print(render(out), flush=True)
+    if args.json_out:
+        write_json(args.json_out, out)
+        print(f"wrote {args.json_out}")
+    return 0
+
+
+if __name__ == "__main__":
+    from domainlm.errors import run_cli
+
+    sys.exit(run_cli(main))

@@ -1,0 +1,72 @@
+"""Ranks and world size as DeepSpeed sees them, so several CPU processes train as one data-parallel job.
+
+Why this exists. Launched by ``deepspeed --num_gpus=2`` (or ``torchrun --nproc_per_node 2``) with
+``--deepspeed`` on a machine without a GPU, accelerate's ``PartialState`` lets DeepSpeed start the
+process group (2 ranks) but finds no backend of its own (``_prepare_backend`` picks one only for a
+GPU, or for ``cpu=True``), and then records "no backend, no distributed training":
+``num_processes = 1`` and ``process_index = 0`` on every rank. The Trainer then fills DeepSpeed's
+``"train_batch_size": "auto"`` with ``1 x micro x accum`` while DeepSpeed multiplies by the real world
+size of 2, and stops on ``train_batch_size is not equal to micro_batch_per_gpu * gradient_acc_step *
+world_size (8 != 8*1*2)``. Filling that one number would hide worse: every rank would also believe it
+is rank 0 (all write the output folder) and read the whole dataset (no sharding, half the steps
+wasted). ``align_world_size`` corrects the shared state from ``torch.distributed`` and fills the
+DeepSpeed batch values again, before anything uses them. With a GPU, or one rank, it changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+logger = logging.getLogger(__name__)
+
+
+def align_world_size(training_args: TrainingArguments) -> bool:
+    """Make ``training_args`` (and the accelerate state the Trainer will reuse) see every rank.
+
+    Returns True when something was corrected. Call it right after the arguments are parsed, before
+    ``main_process_first``, logging set-up or the Trainer use the rank; call it again after any
+    ``dataclasses.replace(training_args)``, which builds the state afresh.
+    """
+    import torch.distributed as dist
+
+    state = getattr(training_args, "distributed_state", None)
+    if state is None or not training_args.deepspeed or not dist.is_available() or not dist.is_initialized():
+        return False
+    world, rank = dist.get_world_size(), dist.get_rank()
+    if state.num_processes == world and state.process_index == rank:
+        return False
+    # PartialState keeps one dict shared by all its instances: the Trainer's Accelerator reads these.
+    state.num_processes = world
+    state.process_index = rank
+    state.local_process_index = int(os.environ.get("LOCAL_RANK", rank))
+    state.backend = state.backend or dist.get_backend()
+    refill_deepspeed_config(training_args)
+    logger.info(
+        "rank %d of %d (DeepSpeed without a GPU): global batch %d = %d per rank x %d accumulation x %d ranks",
+        rank,
+        world,
+        training_args.hf_deepspeed_config.get_value("train_batch_size"),
+        training_args.per_device_train_batch_size,
+        training_args.gradient_accumulation_steps,
+        world,
+    )
+    return True
+
+
+def refill_deepspeed_config(training_args: TrainingArguments) -> None:
+    """Fill the DeepSpeed config's ``"auto"`` values again, from the file, with the current world size.
+
+    ``TrainingArguments.__post_init__`` filled them once, with the wrong world size, and replaced the
+    ``"auto"`` strings by numbers; reading the original config again is the only way back.
+    """
+    from accelerate.utils import DeepSpeedPlugin
+    from transformers.integrations.deepspeed import HfTrainerDeepSpeedConfig
+
+    training_args.hf_deepspeed_config = HfTrainerDeepSpeedConfig(training_args.deepspeed)
+    training_args.hf_deepspeed_config.trainer_config_process(training_args)
+    training_args.deepspeed_plugin = DeepSpeedPlugin(hf_ds_config=training_args.hf_deepspeed_config)

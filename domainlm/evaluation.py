@@ -1,0 +1,311 @@
+"""Does a fine-tuned folder write postings, and do the keywords steer them?
+
+Text metrics (pure functions, exact on hand-made examples):
+
+- **keyword coverage**: the share of a prompt's keywords found in a text. Matching rule: text and
+  keyword are casefolded; a keyword matches as a whole phrase, i.e. not inside a longer word
+  (``sql`` is not found in ``nosql``), and any run of whitespace in the text, line breaks included,
+  matches the single spaces between the keyword's words (``care  planning`` across a line break counts).
+  Limits: no stemming or plurals (``nurse`` is not found in ``nurses``), no synonyms, and punctuation
+  must match exactly (``a/b testing`` is not ``a-b testing``; ``hands on`` is not ``hands-on``).
+- **words**: runs of letters, digits and underscores (``\\w+``), casefolded; length counts them.
+- **distinct-n** (Li et al., 2016): distinct n-grams over all n-grams, pooled over a set of texts
+  (n-grams never cross from one text to the next).
+- **repeated n-gram rate** (rep-n, Welleck et al., 2019): within one text, 1 - distinct n-grams / n-grams;
+  0 for a text that never repeats a 4-gram, near 1 for a loop.
+
+``run_evaluation`` generates from the same validation prompts twice, with keywords (conditioned) and
+without (title-only: ``title<|SEP|><|SEP|>``), with the same seed per prompt; scores both (the text
+after any ``<|SEP|>`` the model writes itself, see ``body_of``) and the real
+validation bodies; computes validation perplexity before and after fine-tuning; and writes
+``report.md`` with its plots (``domainlm.report``).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import statistics
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from domainlm.errors import UserError
+from domainlm.template import SEP_TOKEN, clean_keywords, format_prompt
+
+if TYPE_CHECKING:
+    from domainlm.generation import GenerationSettings
+
+logger = logging.getLogger(__name__)
+
+REP_N = 4  # rep-4: the n of the repeated n-gram rate
+CONDITIONS = ("conditioned", "title_only", "reference")
+_WORD = re.compile(r"\w+")
+
+
+# ---- text metrics ------------------------------------------------------------------------------
+
+
+def body_of(generated: str) -> str:
+    """The part of a generated text that is scored: after its last ``<|SEP|>`` when it wrote one.
+
+    Given ``title<|SEP|><|SEP|>``, a model trained on rows that all had keywords often writes a keyword
+    list and a separator of its own before the body; that list is not the posting.
+    """
+    return generated.rsplit(SEP_TOKEN, 1)[-1]
+
+
+def keyword_pattern(keyword: str) -> re.Pattern[str]:
+    """The whole-phrase, case- and whitespace-insensitive pattern of one keyword (see module docstring)."""
+    parts = [re.escape(p) for p in keyword.casefold().split()]
+    return re.compile(r"(?<!\w)" + r"\s+".join(parts) + r"(?!\w)")
+
+
+def keyword_hits(keywords: Iterable[str] | str | None, text: str) -> dict[str, bool]:
+    """Each keyword (cleaned as in the prompt: split on commas, stripped, deduplicated) -> found in ``text``."""
+    folded = text.casefold()
+    return {kw: keyword_pattern(kw).search(folded) is not None for kw in clean_keywords(keywords)}
+
+
+def keyword_coverage(keywords: Iterable[str] | str | None, text: str) -> float | None:
+    """Share of the keywords found in ``text``; None when there are no keywords to find."""
+    hits = keyword_hits(keywords, text)
+    return sum(hits.values()) / len(hits) if hits else None
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.casefold())
+
+
+def ngrams(tokens: Sequence[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def distinct_n(texts: Iterable[str], n: int) -> float | None:
+    """Distinct n-grams / all n-grams, pooled over ``texts``; None when they hold no n-gram."""
+    grams = [g for t in texts for g in ngrams(words(t), n)]
+    return len(set(grams)) / len(grams) if grams else None
+
+
+def repeated_ngram_rate(text: str, n: int = REP_N) -> float | None:
+    """1 - distinct n-grams / n-grams within one text; None for a text shorter than n words."""
+    grams = ngrams(words(text), n)
+    return 1 - len(set(grams)) / len(grams) if grams else None
+
+
+def _mean(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.fmean(vals) if vals else None
+
+
+def summarise(texts: Sequence[str], keywords: Sequence[str], stopped: Sequence[bool] | None = None) -> dict[str, Any]:
+    """The metrics of one condition: texts[i] was written for keywords[i]."""
+    coverage = [keyword_coverage(k, t) for k, t in zip(keywords, texts, strict=True)]
+    scored = [c for c in coverage if c is not None]
+    return {
+        "samples": len(texts),
+        "keyword_coverage": _mean(scored),
+        "keyword_coverage_median": statistics.median(scored) if scored else None,
+        "keyword_coverage_per_sample": coverage,
+        "words": _mean(len(words(t)) for t in texts),
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        f"repeated_{REP_N}gram_rate": _mean(repeated_ngram_rate(t) for t in texts),
+        "stopped_at_eos": (sum(stopped) / len(stopped)) if stopped else None,
+    }
+
+
+# ---- perplexity --------------------------------------------------------------------------------
+
+
+def perplexity_of(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 8) -> float:
+    """exp(mean cross-entropy per predicted token) over ``tokens(text) + [eos]`` for each text.
+
+    Token-weighted over the whole set (the Trainer's ``eval_loss`` averages per-batch means instead,
+    so the two differ slightly). Texts longer than the context are cut to it.
+    """
+    import torch
+
+    from domainlm.metrics import perplexity
+    from domainlm.modeling import context_length
+
+    context = context_length(model.config)
+    eos = tokenizer.eos_token_id
+    seqs = [(tokenizer(t, add_special_tokens=False)["input_ids"] + [eos])[:context] for t in texts]
+    total, count = 0.0, 0
+    for k in range(0, len(seqs), batch_size):
+        batch = seqs[k : k + batch_size]
+        width = max(len(s) for s in batch)
+        ids = torch.tensor([s + [eos] * (width - len(s)) for s in batch], device=model.device)
+        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=model.device)
+        with torch.inference_mode():
+            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
+        labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        total += loss.item()
+        count += int((labels != -100).sum())
+    return perplexity(total / count) if count else float("nan")
+
+
+def base_model(base: str, model_dir: Path, seed: int = 0) -> tuple[Any, str]:
+    """The model before fine-tuning, and a description of it.
+
+    ``init``: the fine-tuned folder's architecture, freshly initialised (what training from scratch,
+    launch.sh's default, starts from). Otherwise a folder or hub name, loaded as training loaded it
+    (embeddings resized to the fine-tuned tokenizer, whose added tokens keep the same ids).
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    if base == "init":
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
+        return model.eval(), "the same architecture, freshly initialised (`--base_model init`)"
+    from domainlm.args import ModelArguments
+    from domainlm.modeling import load_model, load_tokenizer
+
+    args = ModelArguments(model_name_or_path=base)
+    model = load_model(args, load_tokenizer(args))
+    return model.eval(), f"`{base}`"
+
+
+# ---- the evaluation run ------------------------------------------------------------------------
+
+
+@dataclass
+class EvalPrompt:
+    title: str
+    keywords: str
+    reference: str | None
+
+
+def eval_prompts(path: str | Path, limit: int | None = None) -> tuple[list[EvalPrompt], int]:
+    """Prompts with keywords from a validation file, and how many rows were skipped for having none."""
+    from domainlm.generation import prompts_from_file
+
+    prompts = prompts_from_file(path)
+    if any(p.title is None for p in prompts):
+        raise UserError(f"{path}: evaluation needs job records (title and keywords columns, or record 'text')")
+    kept = [EvalPrompt(p.title, p.keywords, p.reference) for p in prompts if p.keywords]
+    skipped = len(prompts) - len(kept)
+    if not kept:
+        raise UserError(f"{path}: no row has keywords, so keyword coverage cannot be measured")
+    return kept[:limit] if limit is not None else kept, skipped
+
+
+def validation_texts(path: str | Path) -> list[str]:
+    """The ``text`` column of the validation file, line endings normalised as training reads it."""
+    from domainlm.tables import read_table
+
+    rows = read_table(path)
+    texts = [str(r["text"]) for r in rows if r.get("text")]
+    return [t.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n") for t in texts]
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    import json
+
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise UserError(f"{path}: not valid JSON ({err}); was training interrupted while writing it?") from None
+
+
+def run_evaluation(
+    model_dir: str | Path,
+    validation_file: str | Path,
+    output_dir: str | Path,
+    settings: GenerationSettings,
+    num_prompts: int | None = None,
+    base: str | None = "init",
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Generate, score, compute perplexities and write ``eval_results.json``, ``eval_samples.jsonl``
+    and ``report.md`` (with its PNGs) into ``output_dir``. Returns the results."""
+    from domainlm.generation import generate_batch, load_model_dir
+    from domainlm.report import write_report
+    from domainlm.tables import write_json, write_jsonl
+
+    model_dir, output_dir = Path(model_dir), Path(output_dir)
+    prompts, skipped = eval_prompts(validation_file, num_prompts)
+    model, tokenizer = load_model_dir(model_dir)
+    n = len(prompts)
+    texts = {
+        "conditioned": [format_prompt(p.title, p.keywords) for p in prompts],
+        "title_only": [format_prompt(p.title, []) for p in prompts],
+    }
+    # one call, so batches fill up; prompt i gets seed + i in both conditions (a paired comparison)
+    seeds = [settings.seed + i for i in range(n)] * 2
+    logger.info("generating %d prompts x 2 conditions (conditioned, title-only)", n)
+    outputs = generate_batch(
+        model, tokenizer, texts["conditioned"] + texts["title_only"], settings, seeds=seeds, progress=progress
+    )
+    per = settings.num_return_sequences
+    gens = {"conditioned": outputs[: n * per], "title_only": outputs[n * per :]}
+    keywords = [p.keywords for p in prompts for _ in range(per)]
+    results: dict[str, Any] = {"conditions": {}}
+    for cond, outs in gens.items():
+        results["conditions"][cond] = summarise([body_of(g.text) for g in outs], keywords, [g.stopped for g in outs])
+    references = [p.reference for p in prompts if p.reference is not None]
+    if len(references) == n:
+        results["conditions"]["reference"] = summarise(references, [p.keywords for p in prompts])
+    cond, title = results["conditions"]["conditioned"], results["conditions"]["title_only"]
+    results["coverage_ratio"] = (
+        cond["keyword_coverage"] / title["keyword_coverage"] if title["keyword_coverage"] else None
+    )
+
+    results["perplexity"] = {}
+    val_texts = validation_texts(validation_file)
+    if val_texts:
+        results["perplexity"]["texts"] = len(val_texts)
+        results["perplexity"]["after"] = perplexity_of(model, tokenizer, val_texts)
+        if base:
+            before, what = base_model(base, model_dir, settings.seed)
+            results["perplexity"]["before"] = perplexity_of(before.to(model.device), tokenizer, val_texts)
+            results["perplexity"]["base_model"] = what
+            del before
+    all_results = _read_json(model_dir / "all_results.json") or {}
+    if "eval_perplexity" in all_results:
+        results["perplexity"]["training_eval"] = all_results["eval_perplexity"]
+
+    n_params = sum(p.numel() for p in model.parameters())
+    results.update(
+        model_dir=str(model_dir),
+        parameters=n_params,
+        validation_file=str(validation_file),
+        prompts=n,
+        skipped_without_keywords=skipped,
+        settings=settings.as_dict(),
+    )
+    samples = []
+    for cond, outs in gens.items():
+        for g in outs:
+            p, body = prompts[g.index % n], body_of(g.text)
+            samples.append(
+                {
+                    "condition": cond,
+                    "title": p.title,
+                    "keywords": p.keywords,
+                    "prompt": texts[cond][g.index % n],
+                    "generated": g.text,
+                    "body": body,
+                    "seed": g.seed,
+                    "return_index": g.return_index,
+                    "keyword_hits": keyword_hits(p.keywords, body),
+                    "keyword_coverage": keyword_coverage(p.keywords, body),
+                    "words": len(words(body)),
+                    f"repeated_{REP_N}gram_rate": repeated_ngram_rate(body),
+                    "stopped_at_eos": g.stopped,
+                }
+            )
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(output_dir / "eval_results.json", results)
+    write_jsonl(output_dir / "eval_samples.jsonl", samples)
+    trainer_state = _read_json(model_dir / "trainer_state.json")
+    write_report(output_dir, results, samples, trainer_state)
+    return results

@@ -1,0 +1,201 @@
+"""The model card: a ``README.md`` in the output folder saying what was trained, on what, how, and how well.
+
+``render_model_card`` builds the text from plain values (tested on exact strings); ``card_facts`` gathers
+them from a finished run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from domainlm.template import format_prompt
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+    from domainlm.args import DataArguments, ModelArguments
+
+CARD_FILE = "README.md"
+RECORD_MODES = ("records", "packed")  # modes whose rows are title<|SEP|>keywords<|SEP|>text
+
+
+@dataclasses.dataclass
+class CardFacts:
+    name: str
+    architecture: str  # e.g. "GPT-2, 2 layers, 32 wide, context 256 tokens, 49,696 parameters"
+    base_model: str | None  # a hub name or folder; None when trained from scratch
+    from_scratch: str | None = None  # the config it was built from
+    sequence_mode: str | None = None
+    block_size: int | None = None
+    data: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # split -> file, sequences, tokens
+    hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
+    results: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            return str(value)
+        return f"{value:,.4g}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+def _metric_rows(results: dict[str, Any]) -> list[str]:
+    rows = []
+    for label, key in (("loss", "loss"), ("perplexity", "perplexity"), ("next-token accuracy", "accuracy")):
+        before, after = results.get(f"eval_before_{key}"), results.get(f"eval_{key}")
+        if before is None and after is None:
+            continue
+        rows.append(
+            f"| {label} | {_fmt(before) if before is not None else '-'} | {_fmt(after) if after is not None else '-'} |"
+        )
+    return rows
+
+
+def render_model_card(facts: CardFacts) -> str:
+    lines = ["---", "library_name: transformers", "pipeline_tag: text-generation"]
+    if facts.base_model and not os.path.isdir(facts.base_model):
+        lines.append(f"base_model: {facts.base_model}")
+    lines += ["tags:", "- domainlm", "- text-generation", "---", "", f"# {facts.name}", ""]
+    origin = (
+        f"fine-tuned from `{facts.base_model}`" if facts.base_model else f"trained from scratch ({facts.from_scratch})"
+    )
+    lines += [f"{facts.architecture}; {origin} with domainlm's `run_clm.py`.", ""]
+
+    prompt = (
+        format_prompt("Data Scientist", ["python", "sql"])
+        if facts.sequence_mode in RECORD_MODES
+        else "Once upon a time"
+    )
+    lines += [
+        "## Use",
+        "",
+        "```python",
+        "from transformers import pipeline",
+        "",
+        f'generator = pipeline("text-generation", model="{facts.name}")',
+        f'print(generator({prompt!r})[0]["generated_text"])',
+        "```",
+        "",
+    ]
+    if facts.sequence_mode in RECORD_MODES:
+        lines += [
+            "Prompts are `title<|SEP|>keyword, keyword<|SEP|>`, the layout of the training rows; the model writes the "
+            "posting and stops at `<|endoftext|>`.",
+            "",
+        ]
+
+    lines += ["## Data", ""]
+    if facts.data:
+        lines += ["| split | file | sequences | tokens |", "|---|---|---|---|"]
+        for split, d in facts.data.items():
+            lines.append(
+                f"| {split} | {d.get('file') or '-'} | {_fmt(d.get('sequences', '-'))} | {_fmt(d.get('tokens', '-'))} |"
+            )
+        lines.append("")
+    if facts.sequence_mode:
+        lines += [f"Sequence mode `{facts.sequence_mode}`, block size {facts.block_size} tokens.", ""]
+
+    if facts.hyperparameters:
+        lines += ["## Training", "", "| hyperparameter | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in facts.hyperparameters.items()]
+        lines.append("")
+
+    metric_rows = _metric_rows(facts.results)
+    other = {k: facts.results[k] for k in ("train_loss", "train_runtime") if k in facts.results}
+    if metric_rows or other:
+        lines += ["## Results", ""]
+        if metric_rows:
+            lines += ["Evaluation on the validation split:", "", "| metric | before training | after training |",
+                      "|---|---|---|", *metric_rows, ""]  # fmt: skip
+        for k, v in other.items():
+            lines.append(f"- {k.replace('_', ' ')}: {_fmt(v)}")
+        if other:
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _architecture(model: Any) -> str:
+    from domainlm.guards import parameter_counts
+    from domainlm.modeling import context_length
+
+    config = model.config
+    names = {"gpt2": "GPT-2", "gpt_neo": "GPT-Neo"}
+    layers = getattr(config, "n_layer", None) or getattr(config, "num_layers", None)
+    width = getattr(config, "n_embd", None) or getattr(config, "hidden_size", None)
+    n_params, _ = parameter_counts(model)
+    return (
+        f"{names.get(config.model_type, config.model_type)}, {layers} layers, {width} wide, "
+        f"context {context_length(config)} tokens, {n_params:,} parameters"
+    )
+
+
+def _precision(args: TrainingArguments) -> str:
+    return "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+
+
+def card_facts(
+    output_dir: str | os.PathLike,
+    model: Any,
+    model_args: ModelArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    results: dict[str, Any],
+    data_stats: dict[str, dict[str, Any]],
+    steps: int | None = None,
+) -> CardFacts:
+    from domainlm.guards import zero_stage
+
+    files = {"train": data_args.train_file, "validation": data_args.validation_file or data_args.train_file}
+    data = {split: {"file": files.get(split), **stats} for split, stats in data_stats.items()}
+    args = training_args
+    world = args.world_size
+    hyper: dict[str, Any] = {
+        "learning rate": args.learning_rate,
+        "schedule": f"{args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, 'value') else args.lr_scheduler_type}, "
+        f"{args.warmup_steps} warm-up steps",
+        "epochs": args.num_train_epochs if args.max_steps <= 0 else f"max {args.max_steps} steps",
+        "batch per device": args.per_device_train_batch_size,
+        "gradient accumulation": args.gradient_accumulation_steps,
+        "processes": world,
+        "effective batch": args.per_device_train_batch_size * args.gradient_accumulation_steps * world,
+        "weight decay": args.weight_decay,
+        "max grad norm": args.max_grad_norm,
+        "precision": _precision(args),
+        "DeepSpeed": f"ZeRO stage {zero_stage(args)}" if args.deepspeed else "no",
+        "seed": args.seed,
+    }
+    if steps is not None:
+        hyper["optimizer steps"] = steps
+    from_scratch = None
+    if not model_args.model_name_or_path:
+        from_scratch = model_args.config_name or model_args.model_type or "a config"
+        if model_args.config_overrides:
+            from_scratch += f" with {model_args.config_overrides}"
+    return CardFacts(
+        name=Path(output_dir).name,
+        architecture=_architecture(model),
+        base_model=model_args.model_name_or_path,
+        from_scratch=from_scratch,
+        sequence_mode=results.get("sequence_mode"),
+        block_size=results.get("block_size"),
+        data=data,
+        hyperparameters=hyper,
+        results=results,
+    )
+
+
+def write_model_card(output_dir: str | os.PathLike, facts: CardFacts) -> Path:
+    from domainlm.tables import atomic_write
+
+    path = Path(output_dir) / CARD_FILE
+    with atomic_write(path, "w", encoding="utf-8") as f:
+        f.write(render_model_card(facts))
+    return path

@@ -1,0 +1,71 @@
+#!/usr/bin/env python
+"""Evaluate a fine-tuned folder: keyword steering, text quality, perplexity; write report.md with plots.
+
+    python evaluate_model.py --model_dir work/finetuned --validation_file work/data/validation.csv
+    python evaluate_model.py --model_dir finetuned --validation_file validation.csv --base_model gpt2 \\
+        --output_dir finetuned/eval --num_prompts 50 --max_new_tokens 400
+
+Each validation prompt is generated twice, with its keywords and with the title only, with the same
+seed; keyword coverage, length, distinct-1/2 and the repeated 4-gram rate are computed for both and for
+the real validation bodies. Perplexity on validation is computed after and before fine-tuning
+(``--base_model``: ``init`` = the same architecture freshly initialised, right for a model trained from
+scratch; else the folder or hub name training started from; ``none`` to skip). Writes into
+``--output_dir`` (default: the model folder): report.md, loss.png, keyword_coverage.png,
+eval_results.json, eval_samples.jsonl. Prints the headline figures.
+
+Named evaluate_model.py, not evaluate.py, so that it never shadows the ``evaluate`` library.
+"""
+
+import argparse
+import sys
+
+from domainlm.errors import run_cli
+from domainlm.generation import add_generation_arguments
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_dir", required=True, help="folder written by run_clm.py")
+    p.add_argument("--validation_file", required=True, help="validation.csv written by prepare_jobs.py (or JSONL)")
+    p.add_argument("--output_dir", help="where report.md and its files go (default: --model_dir)")
+    p.add_argument("--num_prompts", type=int, default=None, help="use only the first N prompts with keywords")
+    p.add_argument("--base_model", default="init", help="the model before fine-tuning: init, a folder, or none")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_generation_arguments(p, max_new_tokens=400)
+    return p
+
+
+def main(argv=None):
+    from domainlm.evaluation import run_evaluation
+    from domainlm.generation import settings_from_args
+
+    args = make_parser().parse_args(argv)
+    settings = settings_from_args(args)
+    base = None if args.base_model.lower() == "none" else args.base_model
+    results = run_evaluation(
+        args.model_dir,
+        args.validation_file,
+        args.output_dir or args.model_dir,
+        settings,
+        num_prompts=args.num_prompts,
+        base=base,
+        progress=not args.quiet,
+    )
+    conds, ppl = results["conditions"], results["perplexity"]
+    cov = {c: conds[c]["keyword_coverage"] for c in conds}
+    ratio = results["coverage_ratio"]
+    print(
+        f"keyword coverage over {results['prompts']} prompts: with keywords {cov['conditioned']:.1%}, "
+        f"title only {cov['title_only']:.1%}"
+        + (f", real bodies {cov['reference']:.1%}" if "reference" in cov else "")
+        + (f"; ratio {ratio:.2f}x" if ratio is not None else "")
+    )
+    if "after" in ppl:
+        before = f"{ppl['before']:.1f} before, " if "before" in ppl else ""
+        print(f"validation perplexity: {before}{ppl['after']:.2f} after fine-tuning")
+    print(f"report: {(args.output_dir or args.model_dir).rstrip('/')}/report.md")
+    return results
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))

@@ -1,0 +1,200 @@
+"""The benchmarks under bench/ run on a tiny setting and their figures hang together. Not timed tests."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import SHARED_DATA, sample_rows
+
+TINY_MODEL = "n_layer=2,n_embd=32,n_head=2"
+
+
+@pytest.fixture(scope="module")
+def postings_csv(tmp_path_factory) -> Path:
+    """40 raw postings (title, keywords, text) with 40-word bodies: short records for a tiny block."""
+    from domainlm.tables import write_csv
+
+    path = tmp_path_factory.mktemp("postings") / "postings.csv"
+    write_csv(path, sample_rows(40, 40), ["title", "keywords", "text"])
+    return path
+
+
+def word_tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["<|endoftext|>", "<|pad|>", "<unk>", "a", "b", "c", "d", "e", "f", "g"]
+    backend = Tokenizer(models.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, eos_token="<|endoftext|>", pad_token="<|pad|>", unk_token="<unk>"
+    )
+
+
+def test_batch_stats_exact():
+    from bench.modes import batch_stats
+    from domainlm.data import CausalLMCollator
+
+    rows = [{"input_ids": [3, 4, 5, 0]}, {"input_ids": [6, 0]}]
+    batch = CausalLMCollator(pad_token_id=1, pad_to_multiple_of=8)(rows)
+    stats = batch_stats(batch, [4, 2])
+    # 2 rows x 8 positions; 6 real; targets at positions 1.. : 3 + 1 (position 0 is never a target)
+    assert (stats.total, stats.real, stats.useful) == (16, 6, 4)
+    assert stats.padding == pytest.approx(10 / 16)
+
+
+def test_packing_bounds_exact():
+    from bench.modes import packing_bounds
+
+    # 6 and 7 are over half of 10, so they cannot share: at least 2 rows, and 3 by volume (6+7+3+2+4=22)
+    assert packing_bounds([6, 7, 3, 2, 4], 10) == {"records_over_half_block": 2, "min_rows": 3, "max_fill": 0.7333}
+    assert packing_bounds([6, 7, 8], 10)["min_rows"] == 3
+
+
+def test_modes_exact_layouts():
+    from datasets import Dataset
+
+    from bench.modes import build_modes
+    from domainlm.data import tokenize_records
+
+    texts = ["a b c d", "e f", "g a b c d e f", "a", "b c"]  # 5, 3, 8, 2, 3 tokens with end-of-text
+    records = tokenize_records(Dataset.from_dict({"text": texts}), word_tokenizer(), 10, keep_text=True)
+    data = build_modes(records, word_tokenizer(), block_size=10, batch_size=2, seed=0)
+
+    pad_max = data["pad_max"]
+    assert [b["input_ids"].shape for b in pad_max.batches] == [(2, 10), (2, 10), (1, 10)]
+    assert pad_max.totals().real == 21 and pad_max.totals().total == 50
+    dynamic = data["dynamic"]  # same record order as pad_max, padded to each batch's longest
+    assert [b["input_ids"].shape[1] for b in dynamic.batches] == [
+        int(b["attention_mask"].sum(1).max()) for b in dynamic.batches
+    ]
+    for mode in ("pad_max", "dynamic", "grouped", "packed"):  # the same targets: 21 tokens - 5 first tokens
+        assert data[mode].totals().useful == 16, mode
+        assert data[mode].records == 5
+    packed = data["packed"]
+    assert sum(len(b["input_ids"]) for b in packed.batches) == 3  # 8+2 | 5+3 | 3: best-fit decreasing
+    assert "attention_mask" not in packed.batches[0]
+    concat = data["concat"]  # 21 tokens in one map batch: two full blocks, the tail dropped
+    assert [tuple(b["input_ids"].shape) for b in concat.batches] == [(2, 10)]
+    assert concat.totals().padding == 0 and concat.totals().useful == 18
+
+    # the timed sample spreads over batch sizes; the largest batch is the one with most positions
+    assert sorted(dynamic.sample(3)) == sorted(range(3))
+    assert dynamic.stats[dynamic.largest()].total == max(s.total for s in dynamic.stats)
+    assert len(dynamic.sample(7)) == 7
+
+
+def test_train_throughput_tiny(postings_csv, tmp_path, capsys):
+    from bench.train_throughput import main
+
+    out_path = tmp_path / "throughput.json"
+    argv = ["--data", str(postings_csv), "--config_overrides", TINY_MODEL, "--vocab_size", "400",
+            "--block_size", "1024", "--batch_size", "2", "--steps", "2", "--profile", "packed",
+            "--json_out", str(out_path)]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(out_path.read_text())
+    modes = out["modes"]
+    assert list(modes) == ["pad_max", "concat", "dynamic", "grouped", "packed"]
+    for name, r in modes.items():
+        assert 0 < r["useful_tokens_per_s"] <= r["total_tokens_per_s"], name
+        assert r["useful_tokens_per_s"] == pytest.approx(r["useful_fraction"] * r["total_tokens_per_s"], rel=1e-3)
+        assert 0 <= r["padding_fraction"] <= 1 and 0 <= r["timed_steps"]["padding_fraction"] <= 1, name
+        assert r["useful_fraction"] <= 1 - r["padding_fraction"] + 1e-9, name  # pads never carry loss
+        assert r["epoch"]["useful_tokens"] <= r["epoch"]["total_tokens"], name
+        timed = r["timed_steps"]
+        assert timed["steps"] == 2 and 0 < timed["useful_tokens_per_s"] <= timed["total_tokens_per_s"], name
+        assert r["peak_memory_mib"] > 0 and r["step_memory_increase_mib"] >= 0, name
+    padding = {name: r["padding_fraction"] for name, r in modes.items()}
+    assert max(padding, key=padding.get) == "pad_max"
+    assert padding["concat"] == 0
+    assert padding["packed"] < min(0.15, padding["pad_max"] / 4)  # short records fill the rows
+    # the same records in every record mode: the same targets per epoch
+    assert len({modes[m]["epoch"]["useful_tokens"] for m in ("pad_max", "dynamic", "grouped", "packed")}) == 1
+    assert out["packed_isolation"]["isolated"] and out["packed_isolation"]["records_in_row"] >= 2
+    assert modes["concat"]["records_attend_to_others"] and not modes["packed"]["records_attend_to_others"]
+    c = out["comparisons"]["packed_vs_pad_max"]
+    assert c["ratio"] == pytest.approx(
+        modes["packed"]["useful_tokens_per_s"] / modes["pad_max"]["useful_tokens_per_s"], rel=1e-2
+    )
+    assert c["ratio"] == pytest.approx(c["equal_cost_per_position_ratio"] * c["cost_per_position_ratio"], rel=1e-2)
+    assert out["corpus"]["packing"]["fill"] <= out["corpus"]["packing"]["max_fill"]
+    assert out["profiles"]["packed"]["forward_ms"] > 0
+    printed = capsys.readouterr().out
+    assert "| packed |" in printed and "packed / concat" in printed
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not (SHARED_DATA / "jobs" / "linkedin_936.pkl").is_file(), reason="real postings not found")
+def test_train_throughput_reads_the_real_postings_by_default(tmp_path):
+    from bench.train_throughput import main
+
+    out_path = tmp_path / "throughput.json"
+    argv = ["--max_records", "24", "--config_overrides", TINY_MODEL, "--vocab_size", "400", "--modes", "concat",
+            "packed", "--batch_size", "2", "--steps", "1", "--json_out", str(out_path)]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(out_path.read_text())
+    assert out["corpus"]["source"].endswith("linkedin_936.pkl") and out["corpus"]["postings_read"] == 936
+    assert out["corpus"]["rows_prepared"] == 24
+    assert out["packed_isolation"]["isolated"]
+    assert out["comparisons"]["packed_vs_pad_max"]["ratio"] is None  # pad_max not run
+
+
+def test_data_throughput_tiny(postings_csv, tmp_path):
+    from bench.data_throughput import main
+
+    out_path = tmp_path / "data.json"
+    assert (
+        main(["--data", str(postings_csv), "--repeats", "1", "--vocab_size", "400", "--json_out", str(out_path)]) == 0
+    )
+    stages = json.loads(out_path.read_text())["stages"]
+    assert stages["prepare_jobs csv"]["rows"] == 40
+    for name, s in stages.items():
+        assert s["rows_per_s"] > 0 and len(s["seconds"]) == 1, name
+    # training's tokenisation is the bare tokenizer plus one end-of-text per row (no row is over the block)
+    assert stages["tokenize_records (datasets.map)"]["tokens"] == stages["tokenizer(texts) alone"]["tokens"] + 40
+
+
+def test_memory_switches_tiny(tmp_path):
+    from bench.memory_switches import main
+
+    out_path = tmp_path / "switches.json"
+    argv = ["--config_overrides", TINY_MODEL, "--vocab_size", "1000", "--seq_len", "64", "--steps", "1",
+            "--json_out", str(out_path)]  # fmt: skip
+    assert main(argv) == 0
+    configs = json.loads(out_path.read_text())["configs"]
+    assert list(configs) == ["baseline", "checkpointing", "fused_gelu", "padded_vocab", "all"]
+    assert configs["baseline"]["embedding_rows"] == 1000 and configs["padded_vocab"]["embedding_rows"] == 1024
+    assert configs["all"]["embedding_rows"] == 1024
+    assert configs["fused_gelu"]["activation_function"] == "gelu_pytorch_tanh"
+    assert configs["baseline"]["activation_function"] == "gelu_new"
+    # what autograd keeps is counted exactly: both switches keep less than the baseline
+    saved = {name: c["saved_for_backward_mib"] for name, c in configs.items()}
+    assert saved["checkpointing"] < saved["baseline"] and saved["fused_gelu"] < saved["baseline"]
+    for c in configs.values():
+        assert c["step_s_median"] > 0 and c["step_peak_increase_mib"] >= 0
+
+
+@pytest.mark.parametrize("script", ["train_throughput", "data_throughput", "memory_switches"])
+def test_scripts_answer_help(script):
+    from conftest import PYTHON, ROOT, run_command
+
+    proc = run_command([PYTHON, str(ROOT / "bench" / f"{script}.py"), "--help"], cwd=ROOT.parent)
+    assert "--json_out" in proc.stdout
+
+
+def test_measure_resets_the_peak_per_step():
+    """A large allocation in one block does not show up as the peak of the next one (Linux)."""
+    from bench.measure import MIB, PeakMemory
+
+    device = torch.device("cpu")
+    with PeakMemory(device) as first:
+        big = torch.ones(64 * MIB // 4)  # 64 MiB
+        del big
+    with PeakMemory(device) as second:
+        small = torch.ones(MIB // 4)
+        del small
+    if "process-wide" in second.sample.method:
+        pytest.skip("this system cannot reset the peak resident set")
+    assert first.sample.increase >= 48 * MIB
+    assert second.sample.increase < 16 * MIB

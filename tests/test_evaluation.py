@@ -1,0 +1,148 @@
+"""Evaluation metrics on hand-made texts with known answers, perplexity, and the whole evaluation run."""
+
+import json
+import math
+
+import pytest
+from conftest import write_text_csv
+from memorised import ROWS, memorised_model_dir
+
+from domainlm.errors import UserError
+from domainlm.evaluation import (
+    body_of,
+    distinct_n,
+    keyword_coverage,
+    keyword_hits,
+    perplexity_of,
+    repeated_ngram_rate,
+    summarise,
+    words,
+)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two threads on a busy two-core machine run tiny models 10-20x slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+TEXT = "We use SQL daily.\nCare\n  planning matters; NoSQL is not Python3. Hands on C++ work, a/b testing."
+
+
+def test_keyword_matching_rule():
+    hits = keyword_hits("sql, Care Planning, python, hands-on, c++, a/b testing, nosql, testing a", TEXT)
+    assert hits == {
+        "sql": True,  # case-insensitive, whole word (the 'SQL' of 'NoSQL' would not count alone)
+        "Care Planning": True,  # a line break and extra spaces between the words still match
+        "python": False,  # 'Python3' is a longer word
+        "hands-on": False,  # punctuation must match: 'Hands on'
+        "c++": True,
+        "a/b testing": True,
+        "nosql": True,
+        "testing a": False,  # phrases keep their order
+    }
+    assert keyword_hits(["nurse"], "Our nurses rotate.") == {"nurse": False}  # no plurals, no stemming
+    assert keyword_coverage("sql, python, c++, hands-on", TEXT) == 0.5
+    assert keyword_coverage("SQL,sql, Sql", TEXT) == 1.0  # duplicates count once, as in the prompt
+    assert keyword_coverage("", TEXT) is None and keyword_coverage(None, TEXT) is None
+
+
+def test_only_the_body_after_a_generated_separator_is_scored():
+    assert body_of("Bake bread.") == "Bake bread."
+    assert body_of("bread, oven<|SEP|>Knead daily.") == "Knead daily."  # its own keyword list is left out
+    assert keyword_coverage("bread, oven", body_of("bread, oven<|SEP|>Bake bread.")) == 0.5
+
+
+def test_words_distinct_n_and_repeated_ngram_rate():
+    assert words("The cat's hat-trick, 2024!") == ["the", "cat", "s", "hat", "trick", "2024"]
+    texts = ["the cat the cat", "A dog"]
+    assert distinct_n(texts, 1) == 4 / 6  # the, cat, a, dog out of 6 words
+    assert distinct_n(texts, 2) == 3 / 4  # (the cat) twice, (cat the), (a dog); none across the two texts
+    assert distinct_n(["one"], 2) is None
+    assert repeated_ngram_rate("a b c d a b c d") == 1 - 4 / 5  # 5 four-grams, abcd twice
+    assert repeated_ngram_rate("a b c d e") == 0.0
+    assert repeated_ngram_rate("go go go go go go", n=1) == 1 - 1 / 6
+    assert repeated_ngram_rate("too short") is None
+
+
+def test_summarise_one_condition():
+    m = summarise(["sql and python", "nothing here at all", "x"], ["sql, python", "sql, java", ""], [True, False, True])
+    assert m["keyword_coverage_per_sample"] == [1.0, 0.0, None]
+    assert (m["keyword_coverage"], m["keyword_coverage_median"]) == (0.5, 0.5)  # the keyword-less text is left out
+    assert m["words"] == (3 + 4 + 1) / 3 and m["stopped_at_eos"] == 2 / 3
+    assert m["distinct_1"] == 1.0 and m["distinct_2"] == 1.0 and m["repeated_4gram_rate"] == 0.0
+
+
+def test_perplexity_is_token_weighted_over_records(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    texts = ["Baker<|SEP|>bread<|SEP|>Bake bread.", "Van Driver<|SEP|>van, routes<|SEP|>Drive the van on set routes."]
+    losses, counts = [], []
+    for t in texts:  # the reference: the model's own mean loss on tokens + eos, one text at a time
+        ids = torch.tensor([tok(t, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]])
+        with torch.no_grad():
+            losses.append(model(input_ids=ids, labels=ids).loss.item())
+        counts.append(ids.shape[1] - 1)
+    expected = math.exp(sum(loss * n for loss, n in zip(losses, counts, strict=True)) / sum(counts))
+    assert perplexity_of(model, tok, texts, batch_size=2) == pytest.approx(expected, rel=1e-5)
+    assert perplexity_of(model, tok, texts[:1]) == pytest.approx(math.exp(losses[0]), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def memorised_dir(tmp_path_factory, bpe_tokenizer_dir):
+    out = memorised_model_dir(tmp_path_factory, bpe_tokenizer_dir)
+    log = [{"loss": 5.0, "step": 10, "epoch": 0.5}, {"eval_loss": 4.0, "eval_perplexity": 54.6, "step": 20, "epoch": 1.0},
+           {"loss": 3.0, "step": 20, "epoch": 1.0}, {"eval_loss": 4.0, "eval_perplexity": 54.6, "step": 20, "epoch": 1.0}]  # fmt: skip
+    (out / "trainer_state.json").write_text(json.dumps({"log_history": log}))
+    (out / "all_results.json").write_text(json.dumps({"eval_perplexity": 54.6}))
+    return out
+
+
+def test_evaluation_run_writes_results_samples_and_report(memorised_dir, tmp_path, capsys):
+    from evaluate_model import main
+
+    # two records the model knows, one without keywords (skipped), like prepare_jobs' validation.csv
+    write_text_csv(tmp_path / "validation.csv", [{"text": ROWS[0]}, {"text": "Cook<|SEP|><|SEP|>Cook."},
+                                                 {"text": ROWS[1]}])  # fmt: skip
+    results = main(["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv"),
+                    "--output_dir", str(tmp_path / "eval"), "--strategy", "greedy", "--max_new_tokens", "30",
+                    "--quiet"])  # fmt: skip
+    conds = results["conditions"]
+    assert (results["prompts"], results["skipped_without_keywords"]) == (2, 1)
+    assert conds["conditioned"]["keyword_coverage"] == 1.0  # memorised: the bodies come back word for word
+    assert conds["conditioned"]["stopped_at_eos"] == 1.0
+    assert conds["reference"]["keyword_coverage"] == 1.0 and conds["reference"]["words"] == (6 + 6) / 2
+    assert 0.0 <= conds["title_only"]["keyword_coverage"] <= 1.0
+    ppl = results["perplexity"]
+    assert ppl["texts"] == 3 and ppl["after"] < 5 and ppl["before"] > 100 and ppl["training_eval"] == 54.6
+    out = tmp_path / "eval"
+    assert json.loads((out / "eval_results.json").read_text())["conditions"]["conditioned"]["keyword_coverage"] == 1.0
+    samples = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]
+    assert [(s["condition"], s["title"], s["seed"]) for s in samples] == [
+        ("conditioned", "Baker", 0), ("conditioned", "Van Driver", 1),
+        ("title_only", "Baker", 0), ("title_only", "Van Driver", 1)]  # fmt: skip
+    assert samples[0]["prompt"] == "Baker<|SEP|>bread, oven<|SEP|>" and samples[2]["prompt"] == "Baker<|SEP|><|SEP|>"
+    assert samples[0]["generated"] == "Bake bread daily.\nClean the oven."
+    assert samples[0]["keyword_hits"] == {"bread": True, "oven": True}
+    report = (out / "report.md").read_text()
+    assert "![Training and evaluation loss over steps](loss.png)" in report
+    assert "keyword_coverage.png" in report
+    for png in ("loss.png", "keyword_coverage.png"):
+        assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "keyword coverage over 2 prompts: with keywords 100.0%" in capsys.readouterr().out
+
+
+def test_evaluation_needs_keywords(memorised_dir, tmp_path):
+    from evaluate_model import main
+
+    write_text_csv(tmp_path / "validation.csv", [{"text": "Cook<|SEP|><|SEP|>Cook."}])
+    with pytest.raises(UserError, match=r"validation\.csv: no row has keywords"):
+        main(["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv")])

@@ -1,0 +1,197 @@
+"""Batched generation: prompts from the template, left padding, seeds, clipping, and the saved folder."""
+
+import json
+import logging
+
+import pytest
+from conftest import write_text_csv
+from memorised import PROMPTS, RECORDS, ROWS, memorised_model_dir
+
+from domainlm.errors import UserError
+from domainlm.generation import GenerationSettings, generate_batch, load_model_dir, plan_batches, prompts_from_file
+from domainlm.tables import write_csv, write_jsonl
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Two threads on a busy two-core machine run tiny models 10-20x slower than one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def memorised_dir(tmp_path_factory, bpe_tokenizer_dir):
+    return memorised_model_dir(tmp_path_factory, bpe_tokenizer_dir)
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    return load_model_dir(tiny_model_dir, device="cpu")
+
+
+MIXED = ["Baker<|SEP|>bread<|SEP|>", "Senior Site Reliability Engineer<|SEP|>kubernetes, on-call, terraform<|SEP|>",
+         "Nurse<|SEP|><|SEP|>", "Warehouse Operative – Night Shift<|SEP|>forklift<|SEP|>We"]  # fmt: skip
+
+
+def test_prompts_from_files_use_the_training_template(tmp_path):
+    write_csv(tmp_path / "v.csv", [{"title": "  Data\nScientist ", "keywords": "python,SQL, python", "text": ""},
+                                   {"title": "Baker", "keywords": "", "text": ROWS[0]}], ["title", "keywords", "text"])  # fmt: skip
+    assert [(p.prompt, p.title, p.keywords, p.reference) for p in prompts_from_file(tmp_path / "v.csv")] == [
+        ("Data Scientist<|SEP|>python, SQL<|SEP|>", "  Data\nScientist ", "python, SQL", None),
+        ("Baker<|SEP|><|SEP|>", "Baker", "", "Bake bread daily.\nClean the oven."),
+    ]
+    write_text_csv(tmp_path / "records.csv", [{"text": ROWS[1]}])  # a training file works as a prompts file
+    [p] = prompts_from_file(tmp_path / "records.csv")
+    assert (p.prompt, p.keywords, p.reference) == (PROMPTS[1], "routes, van", "Drive the van on set routes.")
+    write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Shall I"}, {"prompt": "Thou art"}])
+    assert [p.prompt for p in prompts_from_file(tmp_path / "p.jsonl", limit=1)] == ["Shall I"]
+    write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "x"}, {"body": "no prompt here"}])
+    with pytest.raises(UserError, match=r"bad.jsonl: row 2: needs a 'title'"):
+        prompts_from_file(tmp_path / "bad.jsonl")
+
+
+def test_settings_fill_strategy_defaults_and_refuse_flags_that_do_nothing():
+    s = GenerationSettings()
+    assert (s.strategy, s.top_k, s.top_p, s.temperature, s.num_beams) == ("top_k_top_p", 50, 0.95, 1.0, None)
+    assert GenerationSettings(strategy="top_p").top_k is None
+    assert GenerationSettings(strategy="beam").num_beams == 4
+    with pytest.raises(UserError, match="--top_k does nothing with --strategy greedy"):
+        GenerationSettings(strategy="greedy", top_k=5)
+    with pytest.raises(UserError, match="--temperature does nothing with --strategy beam"):
+        GenerationSettings(strategy="beam", temperature=0.7)
+    with pytest.raises(UserError, match="--num_return_sequences 3 exceeds --num_beams 2"):
+        GenerationSettings(strategy="beam", num_beams=2, num_return_sequences=3)
+    with pytest.raises(UserError, match=r"--top_p 1.5: must be in \(0, 1\]"):
+        GenerationSettings(strategy="top_p", top_p=1.5)
+
+
+def test_batches_group_by_length_and_an_overlong_prompt_is_clipped_alone(caplog):
+    s = GenerationSettings(strategy="greedy", max_new_tokens=10, batch_size=2)
+    with caplog.at_level(logging.WARNING, logger="domainlm.generation"):
+        plan = plan_batches([3, 10, 5, 250, 7], context=256, settings=s)
+    assert plan == [([1, 4], 10), ([2, 0], 10), ([3], 6)]
+    assert "prompt 4: max_new_tokens 10 clipped to 6" in caplog.text and "context of 256" in caplog.text
+    with pytest.raises(UserError, match="prompt 2 is 256 tokens: the model's whole context of 256"):
+        plan_batches([3, 256], context=256, settings=s)
+
+
+def test_prompts_are_padded_on_the_left(tiny, monkeypatch):
+    model, tok = tiny
+    seen = {}
+    original = model.generate
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(model, "generate", spy)
+    generate_batch(model, tok, ["Nurse<|SEP|>", "Senior Site Reliability Engineer<|SEP|>"],
+                   GenerationSettings(strategy="greedy", max_new_tokens=2), progress=False)  # fmt: skip
+    ids, mask = seen["input_ids"].tolist(), seen["attention_mask"].tolist()
+    short = len(tok("Nurse<|SEP|>", add_special_tokens=False)["input_ids"])
+    pad = len(ids[0]) - short
+    assert pad > 0 and ids[1][:pad] == [tok.pad_token_id] * pad  # the shorter prompt (second) waits on the left
+    assert mask[1] == [0] * pad + [1] * short and mask[0] == [1] * len(ids[0])
+    assert ids[1][pad:] == tok("Nurse<|SEP|>", add_special_tokens=False)["input_ids"]
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        GenerationSettings(strategy="greedy", max_new_tokens=12, batch_size=4),
+        GenerationSettings(strategy="beam", num_beams=3, num_return_sequences=2, max_new_tokens=8, batch_size=4),
+        GenerationSettings(strategy="top_k_top_p", top_k=20, temperature=1.5, max_new_tokens=12, batch_size=4,
+                           repetition_penalty=1.3, no_repeat_ngram_size=2, num_return_sequences=2, seed=5),
+    ],
+    ids=["greedy", "beam", "sampling"],
+)  # fmt: skip
+def test_a_batch_gives_what_each_prompt_gives_alone(tiny, settings):
+    model, tok = tiny
+    batch = generate_batch(model, tok, MIXED, settings, progress=False)
+    alone = [g for i, p in enumerate(MIXED) for g in generate_batch(model, tok, [p], settings, seeds=[settings.seed + i],
+                                                                    progress=False)]  # fmt: skip
+    n = settings.num_return_sequences
+    assert [(g.index, g.return_index, g.seed) for g in batch] == [(i, r, 5 * (n == 2 and settings.sampling) + i)
+                                                                 for i in range(4) for r in range(n)]  # fmt: skip
+    assert [g.text for g in batch] == [g.text for g in alone]
+    assert [g.new_tokens for g in batch] == [g.new_tokens for g in alone]
+    if n == 2:
+        assert all(batch[2 * i].text != batch[2 * i + 1].text for i in range(4))  # two different returns
+
+
+def test_same_seed_same_output_other_seed_other_output(tiny):
+    model, tok = tiny
+    run = [generate_batch(model, tok, MIXED, GenerationSettings(max_new_tokens=16, seed=s), progress=False)
+           for s in (7, 7, 8)]  # fmt: skip
+    texts = [[g.text for g in r] for r in run]
+    assert texts[0] == texts[1]
+    assert texts[0] != texts[2]
+    assert [g.seed for g in run[2]] == [8, 9, 10, 11]
+
+
+def test_a_rows_seed_reproduces_it_with_a_plain_pipeline_call(tiny_model_dir, tiny):
+    from transformers import pipeline, set_seed
+
+    model, tok = tiny
+    generator = pipeline("text-generation", model=str(tiny_model_dir))
+    outs = generate_batch(model, tok, MIXED, GenerationSettings(max_new_tokens=12, seed=3), progress=False)
+    for g, prompt in zip(outs, MIXED, strict=True):
+        set_seed(g.seed)  # the row's own generator draws exactly what the global one draws for a single prompt
+        text = generator(prompt, do_sample=True, top_k=50, top_p=0.95, max_new_tokens=12, return_full_text=False)
+        assert text[0]["generated_text"] == g.text
+
+
+def test_a_length_beyond_the_context_is_clipped_with_a_warning(tiny, caplog):
+    model, tok = tiny  # context 256
+    prompt = "Baker<|SEP|>bread<|SEP|>" + "Knead the dough and bake it. " * 17
+    n = len(tok(prompt, add_special_tokens=False)["input_ids"])
+    assert 200 < n < 256
+    with caplog.at_level(logging.WARNING, logger="domainlm.generation"):
+        [g] = generate_batch(model, tok, [prompt], GenerationSettings(strategy="greedy", max_new_tokens=500),
+                             progress=False)  # fmt: skip
+    assert g.max_new_tokens == 256 - n and g.new_tokens <= 256 - n
+    assert f"prompt 1: max_new_tokens 500 clipped to {256 - n}" in caplog.text
+
+
+def test_saved_folder_in_pipeline_and_batched_returns_the_body_and_stops_at_end_of_text(memorised_dir):
+    from transformers import pipeline
+
+    generator = pipeline("text-generation", model=str(memorised_dir))  # no extra arguments
+    for prompt, row in zip(PROMPTS, ROWS, strict=True):
+        assert generator(prompt)[0]["generated_text"] == row  # <|SEP|> visible, nothing after end-of-text
+        assert generator(prompt, return_full_text=False)[0]["generated_text"] == row[len(prompt) :]
+    model, tok = load_model_dir(memorised_dir)
+    outs = generate_batch(model, tok, PROMPTS, GenerationSettings(strategy="greedy", max_new_tokens=40), progress=False)
+    bodies = [body for _, _, body in RECORDS]
+    assert [g.text for g in outs] == bodies
+    assert all(g.stopped for g in outs)
+    assert [g.new_tokens for g in outs] == [len(tok(b, add_special_tokens=False)["input_ids"]) + 1 for b in bodies]
+
+
+def test_generate_script_writes_jsonl_and_csv_rows_with_seed_and_settings(memorised_dir, tmp_path, capsys):
+    from domainlm.tables import read_table
+    from generate import main
+
+    rows = main(["--model_dir", str(memorised_dir), "--title", "Baker", "--keywords", "bread,oven",
+                 "--strategy", "greedy", "--max_new_tokens", "30", "--output", str(tmp_path / "one.jsonl")])  # fmt: skip
+    assert rows[0]["generated"] == RECORDS[0][2]
+    assert "=== 1. Baker<|SEP|>bread, oven<|SEP|>\nBake bread daily." in capsys.readouterr().out
+    [saved] = [json.loads(line) for line in (tmp_path / "one.jsonl").read_text().splitlines()]
+    assert saved == rows[0]
+    assert {k: saved[k] for k in ("prompt", "title", "keywords", "seed", "stopped_at_eos", "strategy", "top_k")} == {
+        "prompt": PROMPTS[0], "title": "Baker", "keywords": "bread, oven", "seed": 0, "stopped_at_eos": True,
+        "strategy": "greedy", "top_k": None}  # fmt: skip
+
+    write_text_csv(tmp_path / "validation.csv", [{"text": r} for r in ROWS])
+    main(["--model_dir", str(memorised_dir), "--prompts_file", str(tmp_path / "validation.csv"), "--quiet",
+          "--num_return_sequences", "2", "--seed", "3", "--max_new_tokens", "30", "--output", str(tmp_path / "out.csv")])  # fmt: skip
+    table = read_table(tmp_path / "out.csv")
+    assert [(r["title"], r["seed"], r["return_index"]) for r in table] == [
+        ("Baker", "3", "0"), ("Baker", "3", "1"), ("Van Driver", "4", "0"), ("Van Driver", "4", "1")]  # fmt: skip
+    assert {r["strategy"] for r in table} == {"top_k_top_p"} and {r["top_p"] for r in table} == {"0.95"}
+    with pytest.raises(UserError, match=r"--output out\.txt: use a \.jsonl or \.csv"):
+        main(["--model_dir", str(memorised_dir), "--prompt", "x", "--output", "out.txt"])

@@ -1,0 +1,237 @@
+"""Memory and speed switches of the model (in-process, tiny models): fused GELU, attention kernels,
+padded vocabularies and what generation does with them, gradient checkpointing, GPT-Neo configs."""
+
+import json
+import logging
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+from conftest import write_text_csv
+
+from domainlm.args import ModelArguments
+from domainlm.errors import UserError
+from domainlm.modeling import configure_generation, load_config, load_model, load_tokenizer, precision_warning
+from domainlm.template import format_prompt, format_record
+from domainlm.train import main
+
+ROW = format_record("Baker", ["bread", "oven"], "Bake bread daily.\nClean the oven.")
+NEO = "num_layers=2,hidden_size=32,num_heads=2,max_position_embeddings=256,window_size=16"
+
+
+def save_tiny_neo(out, tokenizer_dir):
+    """A 2-layer GPT-Neo (32 wide) with the BPE tokenizer, saved as a local 'pretrained' folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    config = load_config(ModelArguments(model_type="gpt_neo", config_overrides=NEO))
+    config.vocab_size = len(tok)
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def tiny_neo_dir(tmp_path_factory, bpe_tokenizer_dir):
+    return save_tiny_neo(tmp_path_factory.mktemp("tiny-neo"), bpe_tokenizer_dir)
+
+
+def load(folder, **flags):
+    args = ModelArguments(model_name_or_path=str(folder), **flags)
+    tokenizer = load_tokenizer(args)
+    return load_model(args, tokenizer).eval(), tokenizer
+
+
+def logits(model, tokenizer):
+    ids = tokenizer(ROW, return_tensors="pt")["input_ids"]
+    with torch.no_grad():
+        return model(ids).logits
+
+
+# --fused_gelu
+
+
+@pytest.mark.parametrize("folder", ["tiny_model_dir", "tiny_neo_dir"])
+def test_fused_gelu_gives_the_same_logits(folder, request):
+    from transformers.activations import GELUTanh, NewGELUActivation
+
+    path = request.getfixturevalue(folder)
+    plain, tok = load(path)
+    fused, _ = load(path, fused_gelu=True)
+    assert fused.config.activation_function == "gelu_pytorch_tanh"
+    assert any(isinstance(m, GELUTanh) for m in fused.modules())
+    assert not any(isinstance(m, NewGELUActivation) for m in fused.modules())
+    assert any(isinstance(m, NewGELUActivation) for m in plain.modules())
+    diff = (logits(plain, tok) - logits(fused, tok)).abs().max().item()
+    assert diff <= 1e-6, diff
+
+
+# --attn_implementation
+
+
+def test_gpt2_eager_and_sdpa_agree(tiny_model_dir):
+    eager, tok = load(tiny_model_dir, attn_implementation="eager")
+    sdpa, _ = load(tiny_model_dir, attn_implementation="sdpa")
+    assert eager.config._attn_implementation == "eager" and sdpa.config._attn_implementation == "sdpa"
+    torch.testing.assert_close(logits(eager, tok), logits(sdpa, tok), atol=1e-5, rtol=1e-5)
+
+
+def test_gpt_neo_has_no_sdpa(tiny_neo_dir):
+    with pytest.raises(UserError, match="gpt_neo supports only eager and flash_attention_2"):
+        ModelArguments(model_type="gpt_neo", tokenizer_name="x", attn_implementation="sdpa")
+    with pytest.raises(UserError, match="gpt_neo supports only eager and flash_attention_2"):
+        load(tiny_neo_dir, attn_implementation="sdpa")
+    model, _ = load(tiny_neo_dir, attn_implementation="eager")
+    assert model.config._attn_implementation == "eager"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error on a machine without a GPU")
+def test_flash_attention_without_a_gpu_is_one_clear_error(tiny_model_dir):
+    with pytest.raises(UserError, match="flash_attention_2 needs a CUDA GPU"):
+        load(tiny_model_dir, attn_implementation="flash_attention_2")
+
+
+def test_flash_attention_needs_16_bit_training(tiny_model_dir, monkeypatch):
+    import importlib.util
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object())
+    args = ModelArguments(model_name_or_path=str(tiny_model_dir), attn_implementation="flash_attention_2")
+    with pytest.raises(UserError, match="flash_attention_2 runs in 16 bits only: add --bf16"):
+        load_model(args, load_tokenizer(args), SimpleNamespace(fp16=False, bf16=False))
+
+
+# --pad_vocab_to_multiple_of
+
+
+def test_padded_vocab_is_never_generated(tmp_path, tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model, tok = load(tiny_model_dir, pad_vocab_to_multiple_of=64)
+    assert len(tok) == 501 and model.config.vocab_size == 512
+    assert model.get_input_embeddings().weight.shape[0] == model.get_output_embeddings().weight.shape[0] == 512
+    configure_generation(model, tok)
+    assert model.generation_config.suppress_tokens == list(range(501, 512))
+    model.save_pretrained(tmp_path)
+    tok.save_pretrained(tmp_path)
+
+    saved = AutoModelForCausalLM.from_pretrained(tmp_path).eval()
+    tok = AutoTokenizer.from_pretrained(tmp_path)
+    assert json.loads((tmp_path / "generation_config.json").read_text())["suppress_tokens"] == list(range(501, 512))
+    # make the padded rows the most likely continuation by far, as an untrained row could be
+    saved.get_output_embeddings().register_forward_hook(lambda m, i, out: out + 1e4 * (torch.arange(512) >= 501))
+    prompt = tok(format_prompt("Baker", ["bread"]), return_tensors="pt")
+    n = prompt["input_ids"].shape[1]
+    torch.manual_seed(0)
+    new = saved.generate(**prompt, max_new_tokens=8, top_k=0)[0, n:]
+    assert len(new) == 8 and int(new.max()) < 501
+    # the control: without the suppression the padded ids win every step
+    torch.manual_seed(0)
+    new = saved.generate(**prompt, max_new_tokens=8, top_k=0, suppress_tokens=[])[0, n:]
+    assert int(new.min()) >= 501
+
+
+def test_padding_keeps_rows_and_rounds_up(tiny_model_dir):
+    model, tok = load(tiny_model_dir, pad_vocab_to_multiple_of=8)
+    assert model.config.vocab_size == 504  # 501 tokens -> 63 x 8
+    model, tok = load(tiny_model_dir)
+    assert model.config.vocab_size == 501
+    configure_generation(model, tok)
+    assert model.generation_config.suppress_tokens is None
+    with pytest.raises(UserError, match="--pad_vocab_to_multiple_of must be 1 or more"):
+        ModelArguments(model_name_or_path="x", pad_vocab_to_multiple_of=0)
+
+
+def test_training_with_padded_vocab_saves_a_folder_that_generates(tmp_path, tiny_model_dir):
+    from transformers import AutoConfig, pipeline
+
+    write_text_csv(tmp_path / "train.csv", [{"text": ROW}] * 8)
+    main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+          "--pad_vocab_to_multiple_of", "64", "--fused_gelu", "--num_train_epochs", "1",
+          "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "out"), "--report_to", "none",
+          "--save_strategy", "no", "--disable_tqdm", "true"])  # fmt: skip
+    out = tmp_path / "out"
+    config = AutoConfig.from_pretrained(out)
+    assert config.vocab_size == 512 and config.activation_function == "gelu_pytorch_tanh"
+    generator = pipeline("text-generation", model=str(out))
+    assert len(generator.tokenizer) == 501
+    assert generator.model.generation_config.suppress_tokens == list(range(501, 512))
+    prompt = format_prompt("Baker", ["bread"])
+    assert generator(prompt, max_new_tokens=5)[0]["generated_text"].startswith(prompt)
+
+
+# --gradient_checkpointing (a TrainingArguments flag)
+
+
+def test_gradient_checkpointing_trains_to_the_same_weights(tmp_path, tiny_model_dir, monkeypatch, caplog):
+    """Recomputing activations in the backward pass changes memory, not results (dropout included:
+    the checkpoint replays the RNG), and the cache stays off without the use_cache warning."""
+    import transformers.modeling_utils as mu
+    from safetensors.torch import load_file
+
+    calls = []
+    real = mu.checkpoint
+    monkeypatch.setattr(mu, "checkpoint", lambda *a, **k: calls.append(1) or real(*a, **k))
+    write_text_csv(tmp_path / "train.csv", [{"text": ROW}] * 8)
+    weights = {}
+    for name, extra in (("plain", []), ("checkpointed", ["--gradient_checkpointing"])):
+        main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+              "--num_train_epochs", "2", "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--seed", "3",
+              "--output_dir", str(tmp_path / name), "--report_to", "none", "--save_strategy", "no",
+              "--disable_tqdm", "true", *extra])  # fmt: skip
+        weights[name] = load_file(tmp_path / name / "model.safetensors")
+        if name == "plain":
+            assert not calls
+    assert len(calls) == 2 * 4  # 2 blocks x (2 epochs x 2 steps)
+    assert "use_cache=True` is incompatible" not in caplog.text
+    for key, value in weights["plain"].items():
+        torch.testing.assert_close(weights["checkpointed"][key], value, atol=1e-6, rtol=0)
+
+
+# GPT-Neo specifics
+
+
+def test_gpt_neo_from_overrides_gets_a_matching_attention_pattern(tmp_path):
+    from transformers import AutoConfig
+
+    config = load_config(
+        ModelArguments(model_type="gpt_neo", config_overrides=NEO.replace("num_layers=2", "num_layers=3"))
+    )
+    assert config.attention_layers == ["global", "local", "global"]
+    config.save_pretrained(tmp_path)  # refused before: 24-layer pattern for 3 layers
+    assert AutoConfig.from_pretrained(tmp_path).attention_layers == ["global", "local", "global"]
+
+
+def test_fp16_with_gpt_neo_warns(tiny_neo_dir, tiny_model_dir, caplog):
+    neo = load_config(ModelArguments(model_name_or_path=str(tiny_neo_dir)))
+    gpt2 = load_config(ModelArguments(model_name_or_path=str(tiny_model_dir)))
+    assert "prefer --bf16" in precision_warning(neo, fp16=True)
+    assert precision_warning(neo, fp16=False) is None and precision_warning(gpt2, fp16=True) is None
+    args = ModelArguments(model_name_or_path=str(tiny_neo_dir))
+    with caplog.at_level(logging.WARNING, logger="domainlm.modeling"):
+        load_model(args, load_tokenizer(args), SimpleNamespace(fp16=True))
+    assert "--fp16 with GPT-Neo" in caplog.text
+
+
+# --torch_compile (a TrainingArguments flag)
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_and_saves_on_cpu(tmp_path, tiny_model_dir):
+    """Inductor compiles for the CPU here (about a minute per new batch shape on 2 cores): fixed-size
+    blocks give one shape. The saved weights carry no ``_orig_mod.`` prefix and load in pipeline."""
+    from safetensors.torch import load_file
+    from transformers import pipeline
+
+    write_text_csv(tmp_path / "train.csv", [{"text": ROW}] * 16)
+    results = main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(tmp_path / "train.csv"),
+                    "--do_train", "--torch_compile", "--sequence_mode", "concat", "--block_size", "16",
+                    "--max_train_samples", "8", "--per_device_train_batch_size", "4", "--num_train_epochs", "1",
+                    "--output_dir", str(tmp_path / "out"), "--report_to", "none", "--save_strategy", "no",
+                    "--disable_tqdm", "true"])  # fmt: skip
+    assert results["train_samples"] == 8 and math.isfinite(results["train_loss"])
+    keys = load_file(tmp_path / "out" / "model.safetensors").keys()
+    assert keys and not any("_orig_mod" in k for k in keys)
+    assert pipeline("text-generation", model=str(tmp_path / "out"))("Baker", max_new_tokens=3)

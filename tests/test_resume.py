@@ -1,0 +1,267 @@
+"""Resuming: which checkpoint, refusing one this run cannot continue, and the same weights as a run never stopped."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from conftest import ROOT, free_port
+
+from domainlm.args import RunArguments
+from domainlm.errors import UserError
+from domainlm.guards import CHECKPOINT_INFO, Layout, check_resume, current_layout, saved_layout
+from domainlm.train import main, resolve_resume
+
+
+def load(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(path / "model.safetensors")
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = load(a), load(b)
+    assert wa.keys() == wb.keys()
+    different = [k for k in wa if not (wa[k] == wb[k]).all()]  # exactly equal, not close
+    assert not different, different
+
+
+def fake_checkpoint(path: Path, files: dict[str, str] | None = None, complete: bool = True) -> Path:
+    path.mkdir(parents=True)
+    if complete:
+        (path / "trainer_state.json").write_text(json.dumps({"global_step": 1}))
+    for name, text in (files or {"optimizer.pt": ""}).items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_text(text)
+    return path
+
+
+# --- which checkpoint ------------------------------------------------------------------------------------
+
+
+def training_args(tmp_path, **kw):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(output_dir=str(tmp_path / "out"), report_to="none", **kw)
+
+
+def test_default_resume_takes_the_last_complete_checkpoint(tmp_path, caplog):
+    out = tmp_path / "out"
+    assert resolve_resume(RunArguments(), training_args(tmp_path)) is None  # no folder yet: a new run
+    fake_checkpoint(out / "checkpoint-2")
+    fake_checkpoint(out / "checkpoint-10")
+    fake_checkpoint(out / "checkpoint-12", complete=False)  # killed while saving
+    (out / "checkpoint-9.bak").mkdir()  # not a checkpoint name
+    assert resolve_resume(RunArguments(), training_args(tmp_path)) == str(out / "checkpoint-10")  # 10 > 2
+    assert "checkpoint-12 is incomplete" in caplog.text
+    assert resolve_resume(RunArguments(), training_args(tmp_path, resume_from_checkpoint="true")) == str(
+        out / "checkpoint-10"
+    )
+    explicit = training_args(tmp_path, resume_from_checkpoint=str(out / "checkpoint-2"))
+    assert resolve_resume(RunArguments(), explicit) == str(out / "checkpoint-2")
+    # --overwrite_output_dir starts afresh, and says the old checkpoints are still there
+    assert resolve_resume(RunArguments(overwrite_output_dir=True), training_args(tmp_path)) is None
+    assert "3 checkpoint folder(s) of an earlier run stay in" in caplog.text
+
+
+def test_resume_flags_that_cannot_work_say_so(tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"^--resume_from_checkpoint true: no complete checkpoint-\* folder in "):
+        resolve_resume(RunArguments(), training_args(tmp_path, resume_from_checkpoint="true"))
+    with pytest.raises(UserError, match=r"^--resume_from_checkpoint nowhere: no such folder$"):
+        resolve_resume(RunArguments(), training_args(tmp_path, resume_from_checkpoint="nowhere"))
+    half = fake_checkpoint(out / "checkpoint-4", complete=False)
+    with pytest.raises(UserError, match=r"it has no readable trainer_state.json \(a run stopped while saving it"):
+        resolve_resume(RunArguments(), training_args(tmp_path, resume_from_checkpoint=str(half)))
+    only_model = fake_checkpoint(out / "checkpoint-6", {"model.safetensors": ""})
+    with pytest.raises(UserError) as err:
+        resolve_resume(RunArguments(), training_args(tmp_path))
+    assert str(err.value) == (
+        f"cannot resume from {only_model}: it holds no optimizer state (saved with --save_only_model?); "
+        f"pass --model_name_or_path {only_model} --overwrite_output_dir to start a new run from its weights"
+    )
+
+
+# --- whether this run can continue it ----------------------------------------------------------------------
+
+
+def test_layout_read_from_deepspeed_files_when_not_recorded(tmp_path):
+    zero2 = fake_checkpoint(tmp_path / "z2", {"latest": "global_step4", "global_step4/mp_rank_00_model_states.pt": "",
+                            **{f"global_step4/zero_pp_rank_{r}_mp_rank_00_optim_states.pt": "" for r in range(4)}})  # fmt: skip
+    assert saved_layout(zero2) == Layout(deepspeed=True, zero_stage=None, world_size=4)
+    zero3 = fake_checkpoint(tmp_path / "z3", {"global_step4/zero_pp_rank_0_mp_rank_00_model_states.pt": "",
+                            "global_step4/bf16_zero_pp_rank_0_mp_rank_00_optim_states.pt": ""})  # fmt: skip
+    assert saved_layout(zero3) == Layout(deepspeed=True, zero_stage=3, world_size=1)
+    assert saved_layout(fake_checkpoint(tmp_path / "plain")) == Layout(deepspeed=False)
+    assert saved_layout(fake_checkpoint(tmp_path / "weights", {"model.safetensors": ""})) is None
+    # what the run recorded wins over what the files suggest
+    recorded = fake_checkpoint(tmp_path / "rec", {"optimizer.pt": "", CHECKPOINT_INFO: json.dumps(
+        {"deepspeed": True, "zero_stage": 2, "world_size": 8})})  # fmt: skip
+    assert saved_layout(recorded) == Layout(True, 2, 8)
+
+
+def test_current_layout_from_the_deepspeed_config():
+    ds = SimpleNamespace(deepspeed={"zero_optimization": {"stage": 3}}, world_size=2)
+    assert current_layout(ds) == Layout(True, 3, 2)
+    assert current_layout(SimpleNamespace(deepspeed=None, world_size=1)) == Layout(False, None, 1)
+
+
+@pytest.mark.parametrize(
+    ("saved", "now", "said"),
+    [
+        (Layout(True, 2, 1), Layout(True, 3, 1),
+         "it was saved under DeepSpeed ZeRO stage 2 on 1 process and this run trains under DeepSpeed ZeRO stage 3 on "
+         "1 process"),
+        (Layout(True, 3, 2), Layout(True, 3, 4),
+         "it was saved under DeepSpeed ZeRO stage 3 on 2 processes and this run trains under DeepSpeed ZeRO stage 3 "
+         "on 4 processes"),
+        (Layout(True, None, 1), Layout(False, None, 1),
+         "it was saved under DeepSpeed ZeRO stage 1 or 2 on 1 process and this run trains without DeepSpeed on 1 "
+         "process"),
+        (Layout(False, None, 1), Layout(True, 2, 1),
+         "it was saved without DeepSpeed on 1 process and this run trains under DeepSpeed ZeRO stage 2 on 1 process"),
+    ],
+)  # fmt: skip
+def test_another_zero_stage_or_world_size_is_refused_in_one_line(tmp_path, saved, now, said):
+    ckpt = fake_checkpoint(tmp_path / "checkpoint-4", {CHECKPOINT_INFO: json.dumps(saved.__dict__)})
+    with pytest.raises(UserError) as err:
+        check_resume(ckpt, now)
+    assert str(err.value) == (
+        f"cannot resume from {ckpt}: {said}; resume with the --deepspeed config and number of processes it was "
+        "saved with, or pass --overwrite_output_dir to start afresh"
+    )
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("saved", "now"),
+    [
+        (Layout(True, 2, 2), Layout(True, 2, 2)),
+        (Layout(True, None, 2), Layout(True, 1, 2)),  # ZeRO-1 and ZeRO-2 write the same files
+        (Layout(False, None, 1), Layout(False, None, 2)),  # the Trainer's optimizer.pt is whole
+    ],
+)
+def test_same_layout_resumes(tmp_path, saved, now):
+    check_resume(fake_checkpoint(tmp_path / "checkpoint-4", {CHECKPOINT_INFO: json.dumps(saved.__dict__)}), now)
+
+
+# --- same weights as a run never stopped ---------------------------------------------------------------------
+
+
+def run_args(model_dir, data_dir, out, *extra):
+    return ["--model_name_or_path", str(model_dir), "--train_file", str(data_dir / "train.csv"), "--do_train",
+            "--output_dir", str(out), "--max_steps", "8", "--save_steps", "4", "--per_device_train_batch_size", "8",
+            "--learning_rate", "1e-3", "--warmup_steps", "2", "--report_to", "none", "--disable_tqdm", "true",
+            "--seed", "3", *extra]  # fmt: skip
+
+
+def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_model_dir, records_dir, monkeypatch, caplog):
+    """Stopped at step 6 (48 rows, batch 8: mid-epoch, dropout on), with a half-written checkpoint-6 left over."""
+    import domainlm.modeling
+
+    main(run_args(tiny_model_dir, records_dir, tmp_path / "whole"))
+
+    real = domainlm.modeling.load_model
+
+    def load_and_crash_at_step_6(*args, **kwargs):
+        model = real(*args, **kwargs)
+        calls = {"n": 0}
+
+        def hook(module, inputs, output):
+            calls["n"] += module.training
+            if calls["n"] == 6:
+                raise KeyboardInterrupt("power cut")
+            return output
+
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(domainlm.modeling, "load_model", load_and_crash_at_step_6)
+    out = tmp_path / "stopped"
+    with pytest.raises(KeyboardInterrupt):
+        main(run_args(tiny_model_dir, records_dir, out))
+    monkeypatch.setattr(domainlm.modeling, "load_model", real)
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
+    (out / "checkpoint-6").mkdir()  # what a kill during the next save would leave
+    (out / "checkpoint-6" / "model.safetensors").write_bytes(b"\0" * 100)
+
+    results = main(run_args(tiny_model_dir, records_dir, out))
+    assert f"continuing from {out / 'checkpoint-4'}" in caplog.text
+    assert results["train_samples"] == 48
+    assert_same_weights(out, tmp_path / "whole")
+    assert json.loads((out / "checkpoint-8" / CHECKPOINT_INFO).read_text()) == {
+        "deepspeed": False,
+        "zero_stage": None,
+        "world_size": 1,
+    }
+
+
+# --- through the real scripts -------------------------------------------------------------------------------
+
+
+def script_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "TENSORBOARD_LOGGING_DIR"}
+    env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", **extra)
+    return env
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_ends_with_the_same_weights(tmp_path, tiny_model_dir, records_dir):
+    cmd = [sys.executable, str(ROOT / "run_clm.py"), *run_args(tiny_model_dir, records_dir, "OUT", "--save_steps",
+           "2", "--max_steps", "12")]  # fmt: skip
+
+    def command(out: Path) -> list[str]:
+        return [str(out) if a == "OUT" else a for a in cmd]
+
+    whole = subprocess.run(command(tmp_path / "whole"), env=script_env(), capture_output=True, text=True)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+
+    out = tmp_path / "killed"
+    proc = subprocess.Popen(command(out), env=script_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600
+    while not (out / "checkpoint-4").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)  # as soon as checkpoint-4 appears: possibly half-written
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert not (out / "model.safetensors").exists()
+
+    again = subprocess.run(command(out), env=script_env(), capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "continuing from" in again.stdout + again.stderr
+    assert_same_weights(out, tmp_path / "whole")
+
+
+@pytest.mark.slow
+def test_resuming_under_another_zero_stage_ends_with_one_line(tmp_path, tiny_model_dir, records_dir):
+    """ZeRO-2 checkpoint, then the same command with ZeRO-3 (DeepSpeed would stop on a bare AssertionError)."""
+    env = script_env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
+    out = tmp_path / "out"
+    base = [sys.executable, str(ROOT / "run_clm.py"), *run_args(tiny_model_dir, records_dir, out, "--max_steps", "2",
+            "--save_steps", "2")]  # fmt: skip
+    first = subprocess.run([*base, "--deepspeed", str(ROOT / "ds_config.json")], env=env, capture_output=True,
+                           text=True)  # fmt: skip
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert json.loads((out / "checkpoint-2" / CHECKPOINT_INFO).read_text()) == {
+        "deepspeed": True,
+        "zero_stage": 2,
+        "world_size": 1,
+    }
+    ckpt = out / "checkpoint-2"
+    for flags, now in (
+        (["--deepspeed", str(ROOT / "ds_config_zero3.json")], "under DeepSpeed ZeRO stage 3 on 1 process"),
+        ([], "without DeepSpeed on 1 process"),
+    ):
+        proc = subprocess.run([*base, "--max_steps", "4", *flags], env=env, capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert proc.stderr.strip().splitlines()[-1] == (
+            f"error: cannot resume from {ckpt}: it was saved under DeepSpeed ZeRO stage 2 on 1 process and this run "
+            f"trains {now}; resume with the --deepspeed config and number of processes it was saved with, or pass "
+            f"--model_name_or_path {ckpt} --overwrite_output_dir to start a new run from its weights"
+        )
+        assert "AssertionError" not in proc.stderr
