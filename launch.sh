@@ -12,6 +12,7 @@
 #   VOCAB_SIZE  size of the new tokenizer (MODEL empty)        [8000]
 #   NUM_GPUS    processes (GPUs) for deepspeed                 [1]
 #   HOSTFILE    DeepSpeed hostfile for several machines        []
+#   MASTER_PORT port the processes meet on                     [a free one]
 #   DS_CONFIG   ds_config.json (ZeRO-2, optimizer on CPU) or ds_config_zero3.json (ZeRO-3, all offloaded)
 #   BATCH_SIZE  sequences per GPU per step                     [8]
 #   GRAD_ACCUM  gradient accumulation steps                    [1]
@@ -72,8 +73,10 @@ else
 fi
 
 step "3/4 fine-tuning with DeepSpeed ($DS_CONFIG, $NUM_GPUS process(es), batch $BATCH_SIZE x $GRAD_ACCUM x $NUM_GPUS)"
-LAUNCH=(deepspeed --num_gpus="$NUM_GPUS")
-[[ -n "$HOSTFILE" ]] && LAUNCH=(deepspeed --hostfile "$HOSTFILE")
+# a free port for the processes to meet on, unless MASTER_PORT says which
+MASTER_PORT=${MASTER_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
+LAUNCH=(deepspeed --num_gpus="$NUM_GPUS" --master_port "$MASTER_PORT")
+[[ -n "$HOSTFILE" ]] && LAUNCH=(deepspeed --hostfile "$HOSTFILE" --master_port "$MASTER_PORT")
 "${LAUNCH[@]}" run_clm.py --deepspeed "$DS_CONFIG" "${MODEL_ARGS[@]}" \
   --train_file "$WORK_DIR/data/train.csv" --validation_file "$WORK_DIR/data/validation.csv" \
   --do_train --do_eval --eval_before_training --eval_strategy epoch --save_strategy no --logging_steps 10 \

@@ -10,11 +10,22 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_command
+from conftest import ROOT, free_port, run_command
 
 DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
 
 pytestmark = pytest.mark.slow
+
+
+def port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("", port))
+        except OSError:
+            return False
+    return True
 
 
 def load_tensors(folder: Path) -> dict:
@@ -55,6 +66,8 @@ def test_guide_command_verbatim_with_zero2(tmp_path, tiny_model_dir, records_dir
         '--evaluation_strategy="steps" --output_dir finetuned --eval_steps 200 --num_train_epochs 1 '
         "--gradient_accumulation_steps 2 --per_device_train_batch_size 8"
     )
+    if not port_is_free(29500):  # the launcher's default port, taken by another run on this machine
+        guide = guide.replace("--num_gpus=1", f"--num_gpus=1 --master_port {free_port()}")
     proc = run_command(["bash", "-c", f"PATH={Path(DEEPSPEED).parent}:$PATH {guide}"], cwd=tmp_path)
     log = proc.stdout + proc.stderr
     assert "--fp16 needs a CUDA GPU and none was found: training in fp32 instead" in log
@@ -68,7 +81,8 @@ def test_zero3_from_scratch_saves_full_weights(tmp_path, bpe_tokenizer_dir, reco
     from transformers import AutoModelForCausalLM
 
     run_command(
-        [DEEPSPEED, "--num_gpus=1", str(ROOT / "run_clm.py"), "--deepspeed", str(ROOT / "ds_config_zero3.json"),
+        [DEEPSPEED, "--num_gpus=1", "--master_port", str(free_port()), str(ROOT / "run_clm.py"), "--deepspeed",
+         str(ROOT / "ds_config_zero3.json"),
          "--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"),
          "--validation_file", str(records_dir / "validation.csv"), "--do_train", "--do_eval",
          "--output_dir", str(tmp_path / "out"), "--num_train_epochs", "1", "--per_device_train_batch_size", "8",

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, run_command
+from conftest import ROOT, free_port, run_command
 from test_freezing import changed, load
 
 DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.slow
 def ds_train(tmp_path, config, model_dir, records_dir, *extra):
     out = tmp_path / "out"
     run_command(
-        [DEEPSPEED, "--num_gpus=1", str(ROOT / "run_clm.py"), "--deepspeed", str(ROOT / config),
+        [DEEPSPEED, "--num_gpus=1", "--master_port", str(free_port()), str(ROOT / "run_clm.py"), "--deepspeed", str(ROOT / config),
          "--model_name_or_path", str(model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
          "--max_steps", "3", "--per_device_train_batch_size", "4", "--learning_rate", "1e-2", "--output_dir", str(out),
          "--report_to", "none", "--save_strategy", "no", *extra],
