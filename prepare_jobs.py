@@ -5,12 +5,15 @@
     python prepare_jobs.py --input linkedin.pkl --output_dir work/data --tokenizer gpt2 --max_tokens 1024
     python prepare_jobs.py --input postings.jsonl --output_dir work/data --reextract --keyword_backend tfidf \\
         --top_n 8 --ngram_range 1 2 --diversity 0.3
+    python prepare_jobs.py --input export.csv --encoding cp1252 --output_dir work/data   # a CSV saved on Windows
 
 Keywords are kept where the data has them and extracted by maximal marginal relevance where it has
 none (or everywhere with --reextract): with a sentence-transformers model through KeyBERT
 (`pip install -r requirements-keywords.txt`; the default model is the bundled all-MiniLM-L6-v2), or
 with --keyword_backend tfidf, which needs no model. The default, --keyword_backend auto, takes the
-first where it is installed and tfidf otherwise (and says so).
+first where it is installed and tfidf otherwise (and says so). On a shared machine whose cores are
+busy, OMP_NUM_THREADS=1 runs the sentence-transformers backend about twice as fast: torch's threads
+wait on each other when one of them is not scheduled (docs/benchmarks.md).
 
 Writes DIR/train.csv and DIR/validation.csv (columns text, title, keywords) and DIR/prepare_stats.json,
 and prints what it kept and dropped; for the first command above with --keyword_backend tfidf:
@@ -28,12 +31,9 @@ from domainlm.errors import run_cli
 
 
 def main(argv=None):
-    from transformers import HfArgumentParser
+    from domainlm.jobs import parse_arguments, prepare_jobs, summary
 
-    from domainlm.jobs import PrepareArguments, prepare_jobs, summary
-
-    parser = HfArgumentParser(PrepareArguments, description=__doc__)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
+    args = parse_arguments(argv, description=__doc__)
     stats = prepare_jobs(args)
     print(summary(stats), flush=True)
     print(f"wrote {args.output_dir}/train.csv, validation.csv and prepare_stats.json", flush=True)

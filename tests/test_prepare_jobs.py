@@ -10,7 +10,14 @@ import pytest
 from domainlm import keywords as kw
 from domainlm.cleaning import clean_line, clean_text, dedupe_key, text_key
 from domainlm.errors import UserError, run_cli
-from domainlm.jobs import PrepareArguments, load_postings, prepare_jobs, split_postings, summary
+from domainlm.jobs import (
+    PrepareArguments,
+    load_postings,
+    parse_arguments,
+    prepare_jobs,
+    split_postings,
+    summary,
+)
 from domainlm.template import SEP_TOKEN, clean_keywords
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,11 +147,26 @@ def test_every_input_format_gives_the_same_postings(tmp_path):
     ],
 )
 def test_ngram_range_flags(tmp_path, flags, ngram):
+    base = ["--input", "x.csv", "--output_dir", str(tmp_path)]
+    assert parse_arguments(base + flags).ngram == ngram
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        [],
+        ["--reextract"],
+        ["--reextract", "false", "--keyword_backend", "tfidf", "--top_n", "5", "--diversity", "0.25"],
+        ["--ngram-range", "1", "2", "--length_unit", "words", "--max_tokens", "700", "--encoding", "cp1252"],
+        ["--keyword_model", "m", "--candidate_pool", "0", "--keyword_doc_tokens", "64", "--seed", "7"],
+    ],
+)
+def test_our_parser_reads_flags_as_hf_argument_parser_does(tmp_path, flags):
     from transformers import HfArgumentParser
 
-    base = ["--input", "x.csv", "--output_dir", str(tmp_path)]
-    (args,) = HfArgumentParser(PrepareArguments).parse_args_into_dataclasses(args=base + flags)
-    assert args.ngram == ngram
+    argv = ["--input", "x.csv", "--output-dir", str(tmp_path), *flags]
+    (theirs,) = HfArgumentParser(PrepareArguments).parse_args_into_dataclasses(args=argv)
+    assert parse_arguments(argv) == theirs
 
 
 @pytest.mark.parametrize(
@@ -407,3 +429,16 @@ def test_real_pickle_csv_and_dataframe_agree_and_keywords_are_kept_in_order(tmp_
     assert len(out) == stats["kept"] > 900
     for r in out:
         assert r["keywords"] == ", ".join(given[dedupe_key(r["title"], r["text"].split(SEP_TOKEN)[2])])
+
+
+def test_parsing_flags_imports_no_transformers():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from domainlm.jobs import parse_arguments; "
+        "parse_arguments(['--input', 'x.csv', '--output_dir', 'o', '--reextract']); "
+        "print(sorted(m for m in ('transformers', 'torch', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out == "[]\n"  # the tfidf run of the 936 real postings takes about 3 s; transformers alone is 1-2 s
