@@ -20,7 +20,7 @@ A text file written on Windows (cp1252 rather than UTF-8; the CSVs are UTF-8 all
 
 The Joke column of two CSV files, one example per row, 5% held out:
 
-    python text2csv.py onelinefun.csv reddit-cleanjokes.csv --column Joke --validation_fraction 0.05 \
+    python text2csv.py onelinefun.csv reddit-cleanjokes.csv --column Joke --validation_fraction 0.05 \\
         --output_dir data/jokes
 
 Long documents cut on paragraph (then line, sentence, token) boundaries into examples of at most
