@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole job, end to end: prepare data -> train a tokenizer -> fine-tune with DeepSpeed -> generate.
+# The whole job, end to end: prepare data -> train a tokenizer -> fine-tune with DeepSpeed -> generate
+# -> evaluate (keyword coverage with and without keywords, perplexity before and after, report.md).
 #
 #   bash launch.sh                       # offline default: a tiny GPT-2 from scratch on data/jobs_sample.csv, CPU
 #   MODEL=gpt2-xl NUM_GPUS=8 DS_CONFIG=ds_config_zero3.json bash launch.sh   # the real thing
@@ -24,6 +25,7 @@
 #               pip install -r requirements-keywords.txt   [tfidf]
 #   PRECISION   extra precision flag: --fp16 or --bf16 on GPUs []
 #   NUM_SAMPLES postings generated at the end                  [3]
+#   EVAL_PROMPTS validation prompts the evaluation generates from, twice each; 0 skips it  [all]
 #
 # Effective batch = BATCH_SIZE x GRAD_ACCUM x NUM_GPUS sequences per optimizer step:
 #   default:          8 x 1 x 1 =  8 postings/step (~3,700 tokens at ~460 tokens/posting)
@@ -50,29 +52,32 @@ MAX_WORDS=${MAX_WORDS:-700}
 KEYWORD_BACKEND=${KEYWORD_BACKEND:-tfidf}
 PRECISION=${PRECISION:-}
 NUM_SAMPLES=${NUM_SAMPLES:-3}
+EVAL_PROMPTS=${EVAL_PROMPTS:-}
 OUT="$WORK_DIR/finetuned"
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-$([[ -z "$MODEL" ]] && echo 1 || echo 0)}
 export TOKENIZERS_PARALLELISM=false
 
 step() { echo; echo "=== [$((SECONDS - START))s] $*"; }
 
-step "1/4 preparing $DATA -> $WORK_DIR/data"
+step "1/5 preparing $DATA -> $WORK_DIR/data"
 python prepare_jobs.py --input "$DATA" --output_dir "$WORK_DIR/data" --length_unit words --max_tokens "$MAX_WORDS" \
   --keyword_backend "$KEYWORD_BACKEND"
 
 if [[ -z "$MODEL" ]]; then
-  step "2/4 training a byte-level BPE tokenizer ($VOCAB_SIZE tokens) on the training split"
+  step "2/5 training a byte-level BPE tokenizer ($VOCAB_SIZE tokens) on the training split"
   python create_tokenizer.py --train_file "$WORK_DIR/data/train.csv" --output_dir "$WORK_DIR/tokenizer" \
     --vocab_size "$VOCAB_SIZE" --model_max_length "$BLOCK_SIZE"
   MODEL_ARGS=(--model_type gpt2 --config_overrides "$MODEL_CONFIG" --tokenizer_name "$WORK_DIR/tokenizer")
   LR=${LR:-1e-3}
+  BASE_MODEL=init  # perplexity before fine-tuning: the same architecture, freshly initialised
 else
-  step "2/4 using the tokenizer of $MODEL (<|SEP|> and a pad token are added if missing)"
+  step "2/5 using the tokenizer of $MODEL (<|SEP|> and a pad token are added if missing)"
   MODEL_ARGS=(--model_name_or_path "$MODEL")
   LR=${LR:-5e-5}
+  BASE_MODEL=$MODEL
 fi
 
-step "3/4 fine-tuning with DeepSpeed ($DS_CONFIG, $NUM_GPUS process(es), batch $BATCH_SIZE x $GRAD_ACCUM x $NUM_GPUS)"
+step "3/5 fine-tuning with DeepSpeed ($DS_CONFIG, $NUM_GPUS process(es), batch $BATCH_SIZE x $GRAD_ACCUM x $NUM_GPUS)"
 # a free port for the processes to meet on, unless MASTER_PORT says which
 MASTER_PORT=${MASTER_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
 LAUNCH=(deepspeed --num_gpus="$NUM_GPUS" --master_port "$MASTER_PORT")
@@ -85,8 +90,14 @@ LAUNCH=(deepspeed --num_gpus="$NUM_GPUS" --master_port "$MASTER_PORT")
   --block_size "$BLOCK_SIZE" --group_by_length --output_dir "$OUT" --overwrite_output_dir \
   --report_to tensorboard --disable_tqdm true $PRECISION
 
-step "4/4 generating $NUM_SAMPLES postings from validation titles and keywords with pipeline('text-generation', model='$OUT')"
+step "4/5 generating $NUM_SAMPLES postings from validation titles and keywords with pipeline('text-generation', model='$OUT')"
 python generate.py --model_dir "$OUT" --prompts_file "$WORK_DIR/data/validation.csv" --num_prompts "$NUM_SAMPLES" \
   --max_new_tokens 300 --output "$WORK_DIR/samples.jsonl"
 
-step "done in $((SECONDS - START))s: model in $OUT, metrics in $OUT/all_results.json, samples in $WORK_DIR/samples.jsonl"
+if [[ "$EVAL_PROMPTS" != 0 ]]; then
+  step "5/5 evaluating: keyword coverage with and without keywords, perplexity before and after -> $OUT/report.md"
+  python evaluate_model.py --model_dir "$OUT" --validation_file "$WORK_DIR/data/validation.csv" \
+    --base_model "$BASE_MODEL" --quiet ${EVAL_PROMPTS:+--num_prompts "$EVAL_PROMPTS"}
+fi
+
+step "done in $((SECONDS - START))s: model in $OUT, report in $OUT/report.md, samples in $WORK_DIR/samples.jsonl"

@@ -18,12 +18,13 @@ def test_launch_runs_the_whole_job(tmp_path):
         "MODEL_CONFIG": "n_layer=2,n_embd=64,n_head=2,n_positions=512",
         "BLOCK_SIZE": "512",
         "NUM_SAMPLES": "2",
+        "EVAL_PROMPTS": "3",
     }
     env = " ".join(f"{k}={v}" for k, v in settings.items())
     proc = run_command(["bash", "-c", f"{env} bash {ROOT / 'launch.sh'}"], cwd=tmp_path)
     log = proc.stdout
-    for step in ("1/4 preparing", "2/4 training a byte-level BPE tokenizer", "3/4 fine-tuning with DeepSpeed",
-                 "4/4 generating 2 postings", "done in"):  # fmt: skip
+    for step in ("1/5 preparing", "2/5 training a byte-level BPE tokenizer", "3/5 fine-tuning with DeepSpeed",
+                 "4/5 generating 2 postings", "5/5 evaluating", "done in"):  # fmt: skip
         assert step in log, step
     work = tmp_path / "work"
     stats = json.loads((work / "data" / "prepare_stats.json").read_text())
@@ -33,3 +34,11 @@ def test_launch_runs_the_whole_job(tmp_path):
     samples = [json.loads(line) for line in (work / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 2 and all(s["prompt"].count("<|SEP|>") == 2 and s["title"] for s in samples)
     assert os.path.isdir(work / "finetuned" / "runs")  # TensorBoard logs
+    evaluation = json.loads((work / "finetuned" / "eval_results.json").read_text())
+    assert evaluation["prompts"] == 3 and set(evaluation["conditions"]) == {"conditioned", "title_only", "reference"}
+    ppl = evaluation["perplexity"]
+    assert ppl["after"] < ppl["before"]  # one epoch beats a freshly initialised model
+    report = (work / "finetuned" / "report.md").read_text()
+    assert "keyword_coverage.png" in report and "loss.png" in report
+    assert (work / "finetuned" / "keyword_coverage.png").stat().st_size > 1000
+    assert "keyword coverage over 3 prompts" in log
