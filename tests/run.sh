@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the test dependencies into the project's environment (the active venv, or .venv) and run
 # the whole suite: lint, then pytest. Extra arguments go to pytest, e.g. `bash tests/run.sh -m "not slow"`.
+# Tests run in one worker per core (at most 4; `-n 0` runs them in this process): most of a DeepSpeed
+# launcher test is process start-up and imports, so two workers on two cores overlap the waits (docs/benchmarks.md has the times).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 START=$SECONDS
@@ -8,5 +10,5 @@ source scripts/setup_env.sh
 setup_requirements requirements.txt requirements-keywords.txt requirements-test.txt
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ruff check .
-python -m pytest tests "$@"
+python -m pytest tests -n auto --maxprocesses 4 --dist worksteal "$@"
 echo "tests/run.sh finished in $((SECONDS - START))s"
