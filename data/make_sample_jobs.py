@@ -18,8 +18,14 @@ file it prints:
 
 The generator is seeded with random.Random(2026), so running it again
 reproduces the file byte for byte. Standard library only.
+
+More postings of the same kind, for experiments that need more data than the
+bundled sample (the bundled file is only ever written with the defaults):
+
+    python data/make_sample_jobs.py --rows 4000 --seed 7 --output work/jobs_4000.csv
 """
 
+import argparse
 import csv
 import os
 import random
@@ -30,7 +36,6 @@ from pathlib import Path
 
 SEED = 2026
 N_ROWS = 240
-N_EMPTY_KEYWORDS = N_ROWS // 10
 MIN_WORDS, MAX_WORDS = 100, 800
 OUT = Path(__file__).resolve().parent / "jobs_sample.csv"
 
@@ -905,9 +910,9 @@ def render(title, post):
     return "\n\n".join(blocks)
 
 
-def generate():
-    rng = random.Random(SEED)
-    industries = [INDUSTRIES[i % len(INDUSTRIES)] for i in range(N_ROWS)]
+def generate(n_rows=N_ROWS, seed=SEED):
+    rng = random.Random(seed)
+    industries = [INDUSTRIES[i % len(INDUSTRIES)] for i in range(n_rows)]
     rng.shuffle(industries)
     rows, seen_titles = [], set()
     for ind in industries:
@@ -918,7 +923,7 @@ def generate():
                 break
         seen_titles.add(title)
         rows.append({"title": title, "keywords": keywords, "text": text, "industry": ind["key"]})
-    for i in rng.sample(range(N_ROWS), N_EMPTY_KEYWORDS):
+    for i in rng.sample(range(n_rows), n_rows // 10):
         rows[i]["keywords"] = ""
     return rows
 
@@ -939,11 +944,18 @@ def write_atomic(rows, path):
         raise
 
 
-def main():
-    rows = generate()
-    write_atomic(rows, OUT)
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=N_ROWS, help=f"postings to write [{N_ROWS}]")
+    parser.add_argument("--seed", type=int, default=SEED, help=f"seed of the generator [{SEED}]")
+    parser.add_argument("--output", type=Path, default=OUT, help="CSV to write [data/jobs_sample.csv]")
+    args = parser.parse_args(argv)
+    if args.rows < 1:
+        parser.error("--rows must be at least 1")
+    rows = generate(args.rows, args.seed)
+    write_atomic(rows, args.output)
     wc = [words(r["text"]) for r in rows]
-    print(f"wrote {os.path.relpath(OUT)}")
+    print(f"wrote {os.path.relpath(args.output)}")
     print(f"rows: {len(rows)}")
     print(f"rows without keywords: {sum(1 for r in rows if not r['keywords'])}")
     print(f"words per text: min {min(wc)} / median {statistics.median(wc):g} / max {max(wc)}")
