@@ -87,13 +87,22 @@ def default_attention(config: PretrainedConfig) -> str:
     return "eager" if config.model_type == "gpt_neo" else "sdpa"
 
 
-def build_model(config: PretrainedConfig, attn_implementation: str | None = None, seed: int = 0) -> PreTrainedModel:
+def build_model(
+    config: PretrainedConfig, attn_implementation: str | None = None, seed: int = 0, packed_rows: bool = False
+) -> PreTrainedModel:
+    """A randomly initialised model; ``packed_rows``: attention set up as training sets it for packed rows
+    (``domainlm.packed_attention``: GPT-2 on sdpa runs SDPA per record; other batches take plain sdpa)."""
     import torch
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
     attn = attn_implementation or default_attention(config)
-    return AutoModelForCausalLM.from_config(config, attn_implementation=attn)
+    model = AutoModelForCausalLM.from_config(config, attn_implementation=attn)
+    if packed_rows:
+        from domainlm.packed_attention import use_packed_attention
+
+        use_packed_attention(model)
+    return model
 
 
 def enable_checkpointing(model: PreTrainedModel) -> None:

@@ -16,7 +16,11 @@ budget also keeps the peak memory comparable.)
 - ``grouped``: as ``dynamic``, batches of similar length from the Trainer's ``LengthGroupedSampler``
   (``--sequence_mode records --group_by_length``).
 - ``packed``: several records per row with their own position ids (``pack_records``): no record
-  attends to another (``--sequence_mode packed``).
+  attends to another (``--sequence_mode packed``). GPT-2 on sdpa runs SDPA once per record, as
+  training does (``domainlm.packed_attention``).
+- ``packed_mask`` (not in the default set): the same batches as ``packed`` through transformers'
+  own sdpa path, a block-diagonal mask over each whole row: the attention before
+  ``domainlm.packed_attention``, for a side-by-side comparison under the same load.
 """
 
 from __future__ import annotations
@@ -33,14 +37,17 @@ if TYPE_CHECKING:
     from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
 
-MODES = ("pad_max", "concat", "dynamic", "grouped", "packed")
+MODES = ("pad_max", "concat", "dynamic", "grouped", "packed", "packed_mask")
 DESCRIPTIONS = {
     "pad_max": "one record per row, padded to block_size (original project)",
     "concat": "concatenate and cut into blocks (upstream run_clm); records mix",
     "dynamic": "one record per row, padded per batch (--sequence_mode records)",
     "grouped": "as dynamic, length-grouped batches (--group_by_length)",
     "packed": "records packed per row, own position ids (--sequence_mode packed)",
+    "packed_mask": "as packed, attention through the block-diagonal mask (transformers' sdpa)",
 }
+# Modes whose steps run with transformers' plain sdpa even where packed rows use domainlm.packed_attention.
+MASK_PATH = {"packed_mask"}
 # Modes in which a record can attend to tokens of another record.
 MIXING = {"concat"}
 
@@ -170,7 +177,11 @@ def build_modes(
                 batch_size, lengths=[len(r["input_ids"]) for r in rows], generator=torch.Generator().manual_seed(seed)
             )
             out[mode] = _collate(mode, rows, _chunks(list(sampler), batch_size), CausalLMCollator(pad), n)
-        elif mode == "packed":
+        elif mode in ("packed", "packed_mask"):
+            twin = out.get("packed_mask" if mode == "packed" else "packed")
+            if twin is not None:  # the same batches
+                out[mode] = ModeData(mode, twin.batches, twin.stats, twin.collate_s, twin.records)
+                continue
             packed = pack_records(records.select_columns(["input_ids", "labels"]), block_size)
             prow = [
                 {"input_ids": x, "labels": y, "position_ids": p}

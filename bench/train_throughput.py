@@ -4,11 +4,14 @@
     python bench/train_throughput.py                                  # tiny GPT-2, block 1024, real postings
     python bench/train_throughput.py --json_out work/bench/throughput.json
     python bench/train_throughput.py --model gpt2 --batch_size 4 --steps 4 --profile packed pad_max
+    python bench/train_throughput.py --modes packed packed_mask concat --profile packed packed_mask  # attention A/B
     python bench/train_throughput.py --model EleutherAI/gpt-neo-1.3B --device cuda   # bf16 autocast on a GPU
 
 Modes (see bench/modes.py): pad_max (every record padded to the block, the original project's way),
 concat (upstream run_clm: concatenate and cut), dynamic (records padded per batch), grouped
-(length-grouped batches), packed (records packed per row, none attending to another). Every step
+(length-grouped batches), packed (records packed per row, none attending to another; with GPT-2 on
+sdpa each record's attention runs on its own, as in training: domainlm/packed_attention.py), and, on
+request, packed_mask (the same batches through transformers' block-diagonal mask). Every step
 of every mode holds --batch_size rows of at most --block_size tokens (the same token budget); the
 modes take steps in turn, round-robin with the order rotating each round, so machine noise falls on
 all alike. One shared model and AdamW optimizer serve all modes: a step costs the same whatever the
@@ -33,6 +36,7 @@ in docs/benchmarks.md):
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import sys
@@ -62,7 +66,11 @@ class ThroughputArguments:
         default=None, metadata={"help": "Config values over the named size, e.g. n_layer=2,n_embd=32,n_head=2."}
     )
     attn_implementation: str | None = field(
-        default=None, metadata={"help": "sdpa or eager (default: sdpa for GPT-2, eager for GPT-Neo)."}
+        default=None,
+        metadata={
+            "help": "sdpa or eager (default: sdpa for GPT-2, eager for GPT-Neo). With packed rows GPT-2's sdpa "
+            "becomes sdpa_packed, as in training: SDPA per record; the other modes' batches still take plain sdpa."
+        },
     )
     data: str | None = field(
         default=None,
@@ -94,7 +102,10 @@ class ThroughputArguments:
     )
     modes: list[str] = field(
         default_factory=lambda: ["pad_max", "concat", "dynamic", "grouped", "packed"],
-        metadata={"help": "Modes to compare: pad_max concat dynamic grouped packed."},
+        metadata={
+            "help": "Modes to compare: pad_max concat dynamic grouped packed, and packed_mask (packed batches "
+            "through the block-diagonal mask, the attention before domainlm/packed_attention.py)."
+        },
     )
     device: str = field(default="auto", metadata={"help": "auto (cuda when available), cpu, cuda, cuda:1, ..."})
     precision: Literal["auto", "fp32", "bf16"] = field(
@@ -118,6 +129,20 @@ class ThroughputArguments:
             raise UserError(f"--modes/--profile {bad}: choose from {', '.join(MODES)} (profile: from --modes)")
         if min(self.block_size, self.batch_size, self.steps) < 1 or self.warmup_steps < 0:
             raise UserError("--block_size, --batch_size and --steps must be at least 1, --warmup_steps 0+")
+
+
+@contextlib.contextmanager
+def plain_sdpa(model: Any) -> Any:
+    """Transformers' own sdpa for the steps inside (``packed_mask``), then the model's attention again."""
+    from domainlm.packed_attention import use_plain_sdpa
+
+    name = model.config._attn_implementation
+    use_plain_sdpa(model)
+    try:
+        yield
+    finally:
+        if model.config._attn_implementation != name:
+            model.set_attn_implementation(name)
 
 
 def train_step(model: Any, optimizer: Any, batch: dict[str, Any], device: Any, bf16: bool) -> Any:
@@ -219,7 +244,7 @@ def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
     from bench.corpus import default_source, get_tokenizer, load_rows, prepare_rows
     from bench.measure import MIB, PeakMemory, StepTimer, load_average, machine, resolve_device
     from bench.models import build_model, count_parameters, model_config
-    from bench.modes import DESCRIPTIONS, MIXING, build_modes, packing_bounds
+    from bench.modes import DESCRIPTIONS, MASK_PATH, MIXING, build_modes, packing_bounds
     from domainlm.data import tokenize_records
 
     device = resolve_device(args.device)
@@ -257,7 +282,7 @@ def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
     )
 
     config = model_config(args.model, len(tokenizer), args.block_size, args.config_overrides)
-    model = build_model(config, args.attn_implementation, args.seed).to(device)
+    model = build_model(config, args.attn_implementation, args.seed, packed_rows="packed" in args.modes).to(device)
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, fused=device.type == "cuda")
     n_params = count_parameters(model)
@@ -268,30 +293,34 @@ def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
 
     isolation = isolation_check(model, data["packed"].batches, device) if "packed" in data else None
 
+    def step(m: str, batch: dict[str, Any], take: Any = train_step) -> Any:
+        with plain_sdpa(model) if m in MASK_PATH else contextlib.nullcontext():
+            return take(model, optimizer, batch, device, bf16)
+
     modes = list(args.modes)
     picks = {m: data[m].sample(args.steps) for m in modes}
     # One step allocates AdamW's state; then each mode's largest batch, measured for peak memory, is that
     # mode's warm-up (first use of its shapes), so no timed step pays for either.
-    train_step(model, optimizer, data[modes[0]].batches[picks[modes[0]][0]], device, bf16)
+    step(modes[0], data[modes[0]].batches[picks[modes[0]][0]])
     memory = {}
     for m in modes:
         with PeakMemory(device) as peak:
-            train_step(model, optimizer, data[m].batches[data[m].largest()], device, bf16)
+            step(m, data[m].batches[data[m].largest()])
         memory[m] = peak.sample
     for w in range(args.warmup_steps):
         for m in modes:
-            train_step(model, optimizer, data[m].batches[picks[m][w % len(picks[m])]], device, bf16)
+            step(m, data[m].batches[picks[m][w % len(picks[m])]])
     times: dict[str, list[float]] = {m: [] for m in modes}
     losses: dict[str, list[Any]] = {m: [] for m in modes}
     for r in range(args.steps):
         for m in modes[r % len(modes) :] + modes[: r % len(modes)]:  # rotate who goes first
             with StepTimer(device) as timer:
-                losses[m].append(train_step(model, optimizer, data[m].batches[picks[m][r]], device, bf16))
+                losses[m].append(step(m, data[m].batches[picks[m][r]]))
             times[m].append(timer.seconds)
         log(f"round {r + 1}/{args.steps}: " + ", ".join(f"{m} {times[m][-1]:.2f}s" for m in modes))
     profiles = {}
     for m in args.profile:
-        profiles[m] = profile_step(model, optimizer, data[m].batches[picks[m][len(picks[m]) // 2]], device, bf16)
+        profiles[m] = step(m, data[m].batches[picks[m][len(picks[m]) // 2]], profile_step)
 
     results: dict[str, dict[str, Any]] = {}
     for m in modes:
@@ -368,12 +397,23 @@ def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
             "goal": GOALS[key],
             "met": None if r is None else r >= GOALS[key],
         }
+    if "packed_mask" in results and "packed" in results:  # same batches: the attention alone differs
+        comparisons["packed_vs_packed_mask"] = {
+            "ratio": ratio("packed", "packed_mask"),
+            "equal_cost_per_position_ratio": bound("packed", "packed_mask"),
+            "cost_per_position_ratio": cost("packed", "packed_mask"),
+            "fewest_rows_ratio": None,
+            "goal": None,
+            "met": None,
+        }
     if isolation is not None and comparisons["packed_vs_concat"]["met"] is not None:
         comparisons["packed_vs_concat"]["met"] = comparisons["packed_vs_concat"]["met"] and isolation["isolated"]
     out = {
         "benchmark": "train_throughput",
         "arguments": asdict(args),
         "machine": machine(device),
+        # OpenMP's wait policy decides what a parallel region costs on an oversubscribed machine (docs/benchmarks.md)
+        "environment": {k: os.environ.get(k) for k in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS")},
         "load_average_before": load_before,
         "load_average_after": load_average(),
         "date": time.strftime("%Y-%m-%d"),
@@ -424,6 +464,12 @@ def render(out: dict[str, Any]) -> str:
         if c["ratio"] is None:
             continue
         a, b = key.split("_vs_")
+        if c["goal"] is None:
+            lines.append(
+                f"{a} / {b}, the same batches: useful tokens/s {fmt_ratio(c['ratio'])}, all of it the cost per "
+                f"position ({fmt_ratio(c['cost_per_position_ratio'])}): the attention path is all that differs"
+            )
+            continue
         status = "met" if c["met"] else "MISSED"
         lines.append(
             f"{a} / {b}, useful tokens/s: {fmt_ratio(c['ratio'])} (goal {c['goal']}x: {status}) = useful share "
@@ -437,7 +483,10 @@ def render(out: dict[str, Any]) -> str:
             f"alone {iso['max_abs_logit_diff']:.2e} ({'isolated' if iso['isolated'] else 'NOT isolated'})"
         )
     lines.append(f"memory: {out['memory_method']}")
-    lines.append(f"load average before {out['load_average_before']}, after {out['load_average_after']}")
+    lines.append(
+        f"load average before {out['load_average_before']}, after {out['load_average_after']}; "
+        f"OMP_WAIT_POLICY {out['environment']['OMP_WAIT_POLICY'] or 'unset'}"
+    )
     packing = out["corpus"]["packing"]
     if "fill" in packing:
         lines.append(

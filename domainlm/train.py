@@ -107,6 +107,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     logger.info("sequence mode: %s, block size %d", mode, block_size)
     if mode == "packed":
         model.config.use_cache = False  # with a cache, packed records would attend to each other
+        from domainlm.packed_attention import use_packed_attention
+
+        use_packed_attention(model)  # GPT-2 on sdpa: each record pays its own causal attention, not the square
 
     splits = {}
     with training_args.main_process_first(desc="tokenising"):

@@ -120,8 +120,26 @@ def test_train_throughput_tiny(postings_csv, tmp_path, capsys):
     assert c["ratio"] == pytest.approx(c["equal_cost_per_position_ratio"] * c["cost_per_position_ratio"], rel=1e-2)
     assert out["corpus"]["packing"]["fill"] <= out["corpus"]["packing"]["max_fill"]
     assert out["profiles"]["packed"]["forward_ms"] > 0
+    assert out["model"]["attn_implementation"] == "sdpa_packed"  # packed rows: per-record attention, as training
     printed = capsys.readouterr().out
     assert "| packed |" in printed and "packed / concat" in printed
+
+
+def test_train_throughput_packed_against_the_mask_path(postings_csv, tmp_path, capsys):
+    from bench.train_throughput import main
+
+    out_path = tmp_path / "throughput.json"
+    argv = ["--data", str(postings_csv), "--config_overrides", TINY_MODEL, "--vocab_size", "400",
+            "--block_size", "512", "--batch_size", "2", "--steps", "1", "--modes", "packed", "packed_mask",
+            "--json_out", str(out_path)]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(out_path.read_text())
+    packed, mask = out["modes"]["packed"], out["modes"]["packed_mask"]
+    assert packed["epoch"] == {**mask["epoch"], "estimated_s": packed["epoch"]["estimated_s"]}  # the same batches
+    c = out["comparisons"]["packed_vs_packed_mask"]
+    assert c["equal_cost_per_position_ratio"] == 1.0 and c["goal"] is None
+    assert out["model"]["attn_implementation"] == "sdpa_packed"  # restored after each packed_mask step
+    assert "packed / packed_mask, the same batches" in capsys.readouterr().out
 
 
 @pytest.mark.shared_data
