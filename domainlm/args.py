@@ -299,6 +299,38 @@ def resolve_precision(args: TrainingArguments) -> TrainingArguments:
     return args
 
 
+_TRUE = ("true", "yes", "y", "t", "1")
+
+
+def _asks_bf16(argv: list[str]) -> bool:
+    """``--bf16`` / ``--bf16 true`` / ``--bf16=true`` (or the ``_full_eval`` variant) on a command line."""
+    for i, arg in enumerate(argv):
+        flag, eq, value = arg.partition("=")
+        if flag not in ("--bf16", "--bf16_full_eval"):
+            continue
+        if eq:
+            return value.lower() in _TRUE
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        return nxt is None or nxt.startswith("--") or nxt.lower() in _TRUE
+    return False
+
+
+def cpu_bf16(argv: list[str] | None = None, options: dict[str, Any] | None = None) -> None:
+    """``--bf16`` without a CUDA GPU trains on the CPU with bfloat16 autocast, as the user asked: add
+    ``--use_cpu``, which transformers otherwise demands in an error (in place, with a warning)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    if argv is not None and _asks_bf16(argv) and "--use_cpu" not in argv:
+        argv.append("--use_cpu")
+    elif options is not None and (options.get("bf16") or options.get("bf16_full_eval")) and "use_cpu" not in options:
+        options["use_cpu"] = True
+    else:
+        return
+    logger.warning("--bf16 without a CUDA GPU: training on the CPU with bfloat16 autocast (--use_cpu added)")
+
+
 def parse_args(
     argv: list[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, RunArguments, TrainingArguments]:
@@ -313,12 +345,14 @@ def parse_args(
             options = json.loads(read_text(argv[0]))
         except json.JSONDecodeError as err:
             raise UserError(f"{argv[0]}: line {err.lineno}: invalid JSON ({err.msg})") from None
-        model_args, data_args, run_args, training_args = parser.parse_dict(translate_legacy_dict(options))
+        options = translate_legacy_dict(options)
+        cpu_bf16(options=options)
+        model_args, data_args, run_args, training_args = parser.parse_dict(options)
     else:
         try:
-            model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(
-                args=translate_legacy_argv(argv)
-            )
+            argv = translate_legacy_argv(argv)
+            cpu_bf16(argv)
+            model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
         except ValueError as err:
             if "not used by the HfArgumentParser" in str(err):
                 unknown = str(err).split(":", 1)[1].strip()

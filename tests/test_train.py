@@ -80,3 +80,44 @@ def test_hub_name_offline_says_what_is_missing(tmp_path, monkeypatch):
         main(["--model_name_or_path", "gpt2-xl", "--train_file", str(tmp_path / "train.csv"), "--do_train",
               *common(tmp_path)])  # fmt: skip
     assert "--model_name_or_path gpt2-xl: not a local folder" in str(err.value)
+
+
+def test_bf16_without_a_gpu_trains_on_the_cpu_in_bfloat16(tmp_path, tiny_model_dir, caplog):
+    """``--bf16`` without a GPU: ``--use_cpu`` is added (transformers would refuse), the Trainer autocasts
+    to bfloat16 on the CPU, and the saved weights stay float32."""
+    import logging
+
+    import torch
+    from accelerate.state import AcceleratorState
+    from safetensors.torch import load_file
+
+    write_text_csv(tmp_path / "train.csv", [{"text": ROW}] * 16)
+    args = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+            "--do_eval", "--validation_file", str(tmp_path / "train.csv"), "--num_train_epochs", "1",
+            "--per_device_train_batch_size", "8", "--learning_rate", "5e-3", "--warmup_steps", "0"]  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="domainlm.args"):
+        results = main([*args, *common(tmp_path, "--bf16")])
+    assert "--bf16 without a CUDA GPU: training on the CPU with bfloat16 autocast" in caplog.text
+    assert AcceleratorState().mixed_precision == "bf16"
+    assert math.isfinite(results["train_loss"]) and math.isfinite(results["eval_perplexity"])
+    weights = load_file(tmp_path / "out" / "model.safetensors")
+    assert {t.dtype for t in weights.values()} == {torch.float32}
+
+
+@pytest.mark.parametrize(
+    "argv, asks",
+    [
+        (["--bf16"], True),
+        (["--bf16", "--do_train"], True),
+        (["--bf16", "true"], True),
+        (["--bf16=True"], True),
+        (["--bf16", "false"], False),
+        (["--bf16=no"], False),
+        (["--bf16_full_eval"], True),
+        (["--fp16"], False),
+    ],
+)
+def test_bf16_flag_spellings(argv, asks):
+    from domainlm.args import _asks_bf16
+
+    assert _asks_bf16(argv) is asks
