@@ -316,8 +316,10 @@ def _asks_bf16(argv: list[str]) -> bool:
 
 
 def cpu_bf16(argv: list[str] | None = None, options: dict[str, Any] | None = None) -> None:
-    """``--bf16`` without a CUDA GPU trains on the CPU with bfloat16 autocast, as the user asked: add
-    ``--use_cpu``, which transformers otherwise demands in an error (in place, with a warning)."""
+    """``--bf16`` without a CUDA GPU trains on the CPU in bfloat16, as the user asked: add ``--use_cpu``,
+    which transformers otherwise demands in an error (in place, with a warning). The Trainer then
+    autocasts to bfloat16 and keeps float32 weights; under DeepSpeed, its bf16 mode holds the weights in
+    bfloat16 (and saves them so) with float32 master copies, as on a GPU (both checked on 2 CPU cores)."""
     import torch
 
     if torch.cuda.is_available():
@@ -328,7 +330,7 @@ def cpu_bf16(argv: list[str] | None = None, options: dict[str, Any] | None = Non
         options["use_cpu"] = True
     else:
         return
-    logger.warning("--bf16 without a CUDA GPU: training on the CPU with bfloat16 autocast (--use_cpu added)")
+    logger.warning("--bf16 without a CUDA GPU: training on the CPU in bfloat16 (--use_cpu added)")
 
 
 def parse_args(

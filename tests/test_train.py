@@ -97,7 +97,7 @@ def test_bf16_without_a_gpu_trains_on_the_cpu_in_bfloat16(tmp_path, tiny_model_d
             "--per_device_train_batch_size", "8", "--learning_rate", "5e-3", "--warmup_steps", "0"]  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="domainlm.args"):
         results = main([*args, *common(tmp_path, "--bf16")])
-    assert "--bf16 without a CUDA GPU: training on the CPU with bfloat16 autocast" in caplog.text
+    assert "--bf16 without a CUDA GPU: training on the CPU in bfloat16 (--use_cpu added)" in caplog.text
     assert AcceleratorState().mixed_precision == "bf16"
     assert math.isfinite(results["train_loss"]) and math.isfinite(results["eval_perplexity"])
     weights = load_file(tmp_path / "out" / "model.safetensors")
