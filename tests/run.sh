@@ -2,7 +2,7 @@
 # Install the test dependencies into the project's environment (the active venv, or .venv) and run
 # the whole suite: lint, then pytest. Extra arguments go to pytest, e.g. `bash tests/run.sh -m "not slow"`.
 # Tests run in one worker per core (at most 4; `-n 0` runs them in this process): most of a DeepSpeed
-# launcher test is process start-up and imports, so two workers on two cores overlap the waits (docs/benchmarks.md has the times).
+# launcher test is process start-up and imports, so two workers on two cores overlap the waits (docs/benchmarks.md: 5 min for the suite).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 START=$SECONDS
