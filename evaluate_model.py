@@ -60,6 +60,12 @@ def main(argv=None):
         + (f", real bodies {cov['reference']:.1%}" if "reference" in cov else "")
         + (f"; ratio {ratio:.2f}x" if ratio is not None else "")
     )
+    use = results.get("keyword_use")
+    if use:
+        print(
+            f"real bodies' loss per token after their own keywords {use['own']:.4f}, another posting's "
+            f"{use['other']:.4f}, the title alone {use['none']:.4f}"
+        )
     if "after" in ppl:
         before = f"{ppl['before']:.1f} before, " if "before" in ppl else ""
         print(f"validation perplexity: {before}{ppl['after']:.2f} after fine-tuning")

@@ -17,7 +17,9 @@ Text metrics (pure functions, exact on hand-made examples):
 ``run_evaluation`` generates from the same validation prompts twice, with keywords (conditioned) and
 without (title-only: ``title<|SEP|><|SEP|>``), with the same seed per prompt; scores both (the text
 after any ``<|SEP|>`` the model writes itself, see ``body_of``) and the real
-validation bodies; computes validation perplexity before and after fine-tuning; and writes
+validation bodies; scores the real bodies with teacher forcing after their own keywords, another
+posting's and none (``keyword_use``: steering without sampling noise); computes validation perplexity
+before and after fine-tuning; and writes
 ``report.md`` with its plots (``domainlm.report``).
 """
 
@@ -150,6 +152,70 @@ def perplexity_of(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: 
     return perplexity(total / count) if count else float("nan")
 
 
+def body_loss(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8) -> float:
+    """Mean cross-entropy per token of each body (and its end-of-text), read after its prompt.
+
+    ``pairs`` are ``(prompt, body)``; token-weighted over the set. Prompt and body are tokenised apart,
+    as generation sees them; a pair longer than the context loses the end of its body.
+    """
+    import torch
+
+    from domainlm.modeling import context_length
+
+    context = context_length(model.config)
+    eos = tokenizer.eos_token_id
+    seqs = []
+    for prompt, body in pairs:
+        head = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        tail = (tokenizer(body, add_special_tokens=False)["input_ids"] + [eos])[: max(context - len(head), 0)]
+        seqs.append((head, tail))
+    total, count = 0.0, 0
+    for k in range(0, len(seqs), batch_size):
+        batch = seqs[k : k + batch_size]
+        width = max(len(h) + len(t) for h, t in batch)
+        ids = torch.tensor([h + t + [eos] * (width - len(h) - len(t)) for h, t in batch], device=model.device)
+        mask = torch.tensor([[1] * (len(h) + len(t)) + [0] * (width - len(h) - len(t)) for h, t in batch])
+        labels = torch.tensor(
+            [[-100] * len(h) + t + [-100] * (width - len(h) - len(t)) for h, t in batch], device=model.device
+        )
+        with torch.inference_mode():
+            logits = model(input_ids=ids, attention_mask=mask.to(model.device), use_cache=False).logits.float()
+        loss = torch.nn.functional.cross_entropy(
+            logits[:, :-1].reshape(-1, logits.shape[-1]), labels[:, 1:].reshape(-1), ignore_index=-100, reduction="sum"
+        )
+        total += loss.item()
+        count += int((labels[:, 1:] != -100).sum())
+    return total / count if count else float("nan")
+
+
+def keyword_use(model: Any, tokenizer: Any, prompts: Sequence[EvalPrompt]) -> dict[str, float] | None:
+    """Does the model read the keywords? The real bodies' loss after three prompts (teacher forcing).
+
+    ``own``: the posting's title and keywords; ``other``: its title with the keywords of the next prompt
+    (the first, for the last) whose keywords differ; ``none``: its title alone. A model that uses the
+    keywords scores ``own`` < ``none`` < ``other``; one that ignores them scores all three alike. Sampling
+    noise does not enter, so this shows steering long before keyword coverage does. None without
+    real bodies, or with fewer than two distinct keyword lists.
+    """
+    usable = [p for p in prompts if p.reference]
+    lists = [clean_keywords(p.keywords) for p in usable]
+    if len({tuple(k) for k in lists}) < 2:
+        return None
+    n = len(usable)
+    other = [next(lists[(i + j) % n] for j in range(1, n) if lists[(i + j) % n] != lists[i]) for i in range(n)]
+    prompt_sets = {
+        "own": [format_prompt(p.title, k) for p, k in zip(usable, lists, strict=True)],
+        "other": [format_prompt(p.title, k) for p, k in zip(usable, other, strict=True)],
+        "none": [format_prompt(p.title, []) for p in usable],
+    }
+    bodies = [p.reference for p in usable]
+    out = {
+        name: body_loss(model, tokenizer, list(zip(texts, bodies, strict=True))) for name, texts in prompt_sets.items()
+    }
+    out["bodies"] = n
+    return out
+
+
 def base_model(base: str, model_dir: Path, seed: int = 0) -> tuple[Any, str]:
     """The model before fine-tuning, and a description of it.
 
@@ -258,6 +324,8 @@ def run_evaluation(
     results["coverage_ratio"] = (
         cond["keyword_coverage"] / title["keyword_coverage"] if title["keyword_coverage"] else None
     )
+
+    results["keyword_use"] = keyword_use(model, tokenizer, prompts)
 
     results["perplexity"] = {}
     val_texts = validation_texts(validation_file)

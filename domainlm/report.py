@@ -113,6 +113,30 @@ def _metrics_table(conditions: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _keyword_use_lines(use: dict[str, Any] | None) -> list[str]:
+    """The teacher-forced check of ``domainlm.evaluation.keyword_use``."""
+    if not use:
+        return []
+    own, other, none = use["own"], use["other"], use["none"]
+    if own < none < other:
+        verdict = "the model reads the keywords: its own make the real body likelier, another posting's less likely"
+    elif own < other:
+        verdict = "its own keywords make the real body likelier than another posting's"
+    else:
+        verdict = "no sign that the model reads the keywords"
+    return [
+        "Teacher-forced, without sampling: the loss per token of the real validation bodies "
+        f"({use['bodies']}) after three prompts; {verdict}.",
+        "",
+        "| prompt | body loss per token |",
+        "|---|---|",
+        f"| title + its own keywords | {own:.4f} |",
+        f"| title + another posting's keywords | {other:.4f} |",
+        f"| title only | {none:.4f} |",
+        "",
+    ]
+
+
 def _perplexity_lines(ppl: dict[str, Any], trainer_state: dict[str, Any] | None) -> list[str]:
     lines = ["## Perplexity on validation", ""]
     if "after" in ppl:
@@ -213,6 +237,7 @@ def write_report(
         "",
         f"![Keyword coverage per posting, keywords in the prompt vs title only]({COVERAGE_PNG})",
         "",
+        *_keyword_use_lines(results.get("keyword_use")),
         *_perplexity_lines(results.get("perplexity", {}), trainer_state),
         "## Training",
         "",

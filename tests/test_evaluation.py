@@ -137,7 +137,12 @@ def test_evaluation_run_writes_results_samples_and_report(memorised_dir, tmp_pat
     assert "keyword_coverage.png" in report
     for png in ("loss.png", "keyword_coverage.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "keyword coverage over 2 prompts: with keywords 100.0%" in capsys.readouterr().out
+    use = results["keyword_use"]
+    assert use["bodies"] == 2 and use["own"] < use["other"]
+    assert "| title + its own keywords |" in report
+    printed = capsys.readouterr().out
+    assert "keyword coverage over 2 prompts: with keywords 100.0%" in printed
+    assert f"real bodies' loss per token after their own keywords {use['own']:.4f}" in printed
 
 
 def test_evaluation_needs_keywords(memorised_dir, tmp_path):
@@ -146,3 +151,43 @@ def test_evaluation_needs_keywords(memorised_dir, tmp_path):
     write_text_csv(tmp_path / "validation.csv", [{"text": "Cook<|SEP|><|SEP|>Cook."}])
     with pytest.raises(UserError, match=r"validation\.csv: no row has keywords"):
         main(["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv")])
+
+
+def test_body_loss_is_the_mean_over_body_tokens_and_end_of_text(tiny_model_dir):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from domainlm.evaluation import body_loss
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    pairs = [("Baker<|SEP|>bread<|SEP|>", "Bake bread."), ("Van Driver<|SEP|><|SEP|>", "Drive the van on set routes.")]
+    by_hand_sum, by_hand_count = 0.0, 0
+    for prompt, body in pairs:
+        head = tok(prompt, add_special_tokens=False)["input_ids"]
+        tail = tok(body, add_special_tokens=False)["input_ids"] + [tok.eos_token_id]
+        ids = torch.tensor([head + tail])
+        with torch.no_grad():
+            logp = model(ids).logits[0].log_softmax(-1)
+        by_hand_sum -= sum(logp[len(head) - 1 + j, t].item() for j, t in enumerate(tail))
+        by_hand_count += len(tail)
+    # batched with right padding, one batch and one pair per batch: the same token-weighted mean
+    for batch_size in (2, 1):
+        assert body_loss(model, tok, pairs, batch_size=batch_size) == pytest.approx(by_hand_sum / by_hand_count, 1e-5)
+
+
+def test_keyword_use_tells_a_model_that_reads_its_keywords(memorised_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from domainlm.evaluation import EvalPrompt, keyword_use
+
+    tok = AutoTokenizer.from_pretrained(memorised_dir)
+    model = AutoModelForCausalLM.from_pretrained(memorised_dir).eval()
+    prompts = [EvalPrompt("Baker", "bread, oven", "Bake bread daily.\nClean the oven."),
+               EvalPrompt("Van Driver", "routes, van", "Drive the van on set routes.")]  # fmt: skip
+    use = keyword_use(model, tok, prompts)
+    # memorised records: with their own keywords the bodies are nearly certain; swapped keywords hurt
+    assert use["bodies"] == 2 and use["own"] < 0.1 and use["own"] < use["none"] and use["own"] < use["other"]
+    same = [EvalPrompt("Baker", "bread", "Bake bread."), EvalPrompt("Cook", "bread", "Cook.")]
+    assert keyword_use(model, tok, same) is None  # one keyword list: nothing to swap in
+    assert keyword_use(model, tok, [EvalPrompt("Baker", "bread", None), prompts[1]]) is None
