@@ -275,19 +275,9 @@ def render(out: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers import HfArgumentParser
+    from bench.report import run_benchmark
 
-    from bench.report import quiet_libraries, write_json
-
-    parser = HfArgumentParser(SwitchArguments, description=__doc__)
-    (args,) = parser.parse_args_into_dataclasses(args=argv)
-    with quiet_libraries():
-        out = run(args)
-    print(render(out), flush=True)
-    if args.json_out:
-        write_json(args.json_out, out)
-        print(f"wrote {args.json_out}")
-    return 0
+    return run_benchmark(SwitchArguments, run, render, argv, __doc__)
 
 
 if __name__ == "__main__":

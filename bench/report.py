@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -47,3 +47,24 @@ def quiet_libraries() -> Iterator[None]:
         if bars:
             datasets.enable_progress_bars()
         transformers.logging.set_verbosity(verbosity)
+
+
+def run_benchmark(
+    arguments: type,
+    run: Callable[[Any], dict[str, Any]],
+    render: Callable[[dict[str, Any]], str],
+    argv: list[str] | None,
+    description: str | None,
+) -> int:
+    """The ``main`` of every benchmark script: its dataclass arguments from the command line, the run
+    with library chatter off, the table printed, and the figures written to ``--json_out`` if given."""
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(arguments, description=description).parse_args_into_dataclasses(args=argv)
+    with quiet_libraries():
+        out = run(args)
+    print(render(out), flush=True)
+    if args.json_out:
+        write_json(args.json_out, out)
+        print(f"wrote {args.json_out}")
+    return 0
