@@ -19,6 +19,18 @@ SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE = ROOT / "data" / "jobs_sample.csv"
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Two threads on a busy two-core machine run tiny models 10-20x slower than one: a module that
+    uses this (``pytestmark = pytest.mark.usefixtures("one_torch_thread")``) runs on one."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def sample_rows(n: int, words: int = 40) -> list[dict[str, str]]:
     """The first ``n`` bundled postings, bodies cut to ``words`` words so tiny models fit them."""
     with open(SAMPLE, encoding="utf-8", newline="") as f:

@@ -19,16 +19,7 @@ from domainlm.evaluation import (
     words,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on a busy two-core machine run tiny models 10-20x slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TEXT = "We use SQL daily.\nCare\n  planning matters; NoSQL is not Python3. Hands on C++ work, a/b testing."

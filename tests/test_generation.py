@@ -11,16 +11,7 @@ from domainlm.errors import UserError
 from domainlm.generation import GenerationSettings, generate_batch, load_model_dir, plan_batches, prompts_from_file
 from domainlm.tables import write_csv, write_jsonl
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Two threads on a busy two-core machine run tiny models 10-20x slower than one."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
