@@ -5,7 +5,7 @@
     python generate.py --model_dir finetuned --prompts_file work/data/validation.csv --num_prompts 3 \\
         --max_new_tokens 300 --output samples.jsonl
     python generate.py --model_dir finetuned --prompts_file prompts.csv --strategy beam --num_beams 4 --output out.csv
-    python generate.py --model_dir finetuned --prompt "Shall I compare thee" --strategy top_p --top_p 0.9 --seed 7
+    python generate.py --model_dir finetuned --prompt "The night train crossed" --strategy top_p --top_p 0.9 --seed 7
 
 Prints each prompt and what the model wrote after it. ``--output`` (.jsonl or .csv) also saves one row
 per output: prompt, title, keywords, generated, seed, return_index, new_tokens, stopped_at_eos and

@@ -30,12 +30,12 @@ def test_prompts_from_validation_titles_and_keywords():
         "",
         None,
         format_record("  Night   Nurse ", "triage,  ward ", "Care."),
-        "Shall I compare thee to a summer's day? Thou art more lovely",
+        "The night train crossed the frozen river slowly. Lamps burned on the far shore",
     ]
     assert sample_prompts(rows, 3) == [
         SamplePrompt("Baker<|SEP|>bread, oven<|SEP|>", "Baker", "bread, oven"),
         SamplePrompt("Night Nurse<|SEP|>triage, ward<|SEP|>", "Night Nurse", "triage, ward"),
-        SamplePrompt("Shall I compare thee to a summer's day?"),  # plain text: its first 8 words
+        SamplePrompt("The night train crossed the frozen river slowly."),  # plain text: its first 8 words
     ]
     assert len(sample_prompts(rows, 1)) == 1
 

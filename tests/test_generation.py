@@ -38,8 +38,8 @@ def test_prompts_from_files_use_the_training_template(tmp_path):
     write_text_csv(tmp_path / "records.csv", [{"text": ROWS[1]}])  # a training file works as a prompts file
     [p] = prompts_from_file(tmp_path / "records.csv")
     assert (p.prompt, p.keywords, p.reference) == (PROMPTS[1], "routes, van", "Drive the van on set routes.")
-    write_jsonl(tmp_path / "p.jsonl", [{"prompt": "Shall I"}, {"prompt": "Thou art"}])
-    assert [p.prompt for p in prompts_from_file(tmp_path / "p.jsonl", limit=1)] == ["Shall I"]
+    write_jsonl(tmp_path / "p.jsonl", [{"prompt": "The night"}, {"prompt": "Lamps burned"}])
+    assert [p.prompt for p in prompts_from_file(tmp_path / "p.jsonl", limit=1)] == ["The night"]
     write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "x"}, {"body": "no prompt here"}])
     with pytest.raises(UserError, match=r"bad.jsonl: row 2: needs a 'title'"):
         prompts_from_file(tmp_path / "bad.jsonl")

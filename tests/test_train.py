@@ -42,7 +42,9 @@ def test_from_scratch_on_a_plain_corpus_smaller_than_one_block(tmp_path, bpe_tok
     from transformers import AutoModelForCausalLM
 
     corpus = tmp_path / "train.txt"
-    corpus.write_text("Shall I compare thee to a summer's day?\nThou art more lovely and more temperate.\n")
+    corpus.write_text(
+        "The night train crossed the frozen river slowly.\nLamps burned on the far shore until morning.\n"
+    )
     results = main(
         ["--model_type", "gpt2", "--config_overrides", "n_layer=2,n_embd=32,n_head=2,n_positions=128",
          "--tokenizer_name", str(bpe_tokenizer_dir), "--train_file", str(corpus), "--validation_split_percentage", "0",
