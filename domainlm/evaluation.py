@@ -127,29 +127,12 @@ def perplexity_of(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: 
     Token-weighted over the whole set (the Trainer's ``eval_loss`` averages per-batch means instead,
     so the two differ slightly). Texts longer than the context are cut to it.
     """
-    import torch
+    import math
 
     from domainlm.metrics import perplexity
-    from domainlm.modeling import context_length
 
-    context = context_length(model.config)
-    eos = tokenizer.eos_token_id
-    seqs = [(tokenizer(t, add_special_tokens=False)["input_ids"] + [eos])[:context] for t in texts]
-    total, count = 0.0, 0
-    for k in range(0, len(seqs), batch_size):
-        batch = seqs[k : k + batch_size]
-        width = max(len(s) for s in batch)
-        ids = torch.tensor([s + [eos] * (width - len(s)) for s in batch], device=model.device)
-        mask = torch.tensor([[1] * len(s) + [0] * (width - len(s)) for s in batch], device=model.device)
-        with torch.inference_mode():
-            logits = model(input_ids=ids, attention_mask=mask, use_cache=False).logits.float()
-        labels = ids[:, 1:].masked_fill(mask[:, 1:] == 0, -100)
-        loss = torch.nn.functional.cross_entropy(
-            logits[:, :-1].reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100, reduction="sum"
-        )
-        total += loss.item()
-        count += int((labels != -100).sum())
-    return perplexity(total / count) if count else float("nan")
+    loss = body_loss(model, tokenizer, [("", t) for t in texts], batch_size)  # no prompt: the whole text is the body
+    return float("nan") if math.isnan(loss) else perplexity(loss)
 
 
 def body_loss(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batch_size: int = 8) -> float:
