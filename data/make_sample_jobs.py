@@ -575,22 +575,21 @@ BENEFITS = [
 ]
 EEO = [
     (
-        "{co} is an equal opportunity employer. We welcome applications from people of all backgrounds and don't "
-        "discriminate on the basis of race, religion, colour, national origin, sex, sexual orientation, gender "
-        "identity, age, disability or veteran status."
+        "{co} hires on merit. Candidates from every walk of life are wanted here: your faith, skin colour, "
+        "birthplace, sex, who you love, how you identify, your age, any disability or past military service play "
+        "no part."
     ),
     (
-        "We're committed to building a diverse, inclusive team. If you need a reasonable adjustment at any stage "
-        "of the process, just tell us – we'll make it happen."
+        "We're set on growing a varied, open-minded team. Should any step of the hiring process need adapting for "
+        "you, just tell us – we'll sort it out quickly."
     ),
     (
-        "At {co}, everyone is welcome. All qualified applicants will receive consideration for employment without "
-        "regard to race, colour, religion, sex, sexual orientation, gender identity, national origin, age or "
-        "disability."
+        "At {co}, everyone is welcome. Each applicant who meets the brief is judged on the work alone, never on "
+        "colour, belief, sex, love life, gender, homeland, years or health."
     ),
     (
-        "Diversity makes us better. We particularly encourage applications from women, people of colour, disabled "
-        "people and LGBTQ+ candidates, who are under-represented in our industry."
+        "Diversity makes us better. Women, black and brown candidates, disabled people and LGBTQ+ folk are rare in "
+        "our trade, so we doubly welcome them."
     ),
 ]
 
