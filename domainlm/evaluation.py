@@ -124,8 +124,9 @@ def summarise(texts: Sequence[str], keywords: Sequence[str], stopped: Sequence[b
 def perplexity_of(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 8) -> float:
     """exp(mean cross-entropy per predicted token) over ``tokens(text) + [eos]`` for each text.
 
-    Token-weighted over the whole set (the Trainer's ``eval_loss`` averages per-batch means instead,
-    so the two differ slightly). Texts longer than the context are cut to it.
+    Token-weighted over the whole set, as the training's ``eval_loss`` is (``DomainTrainer.evaluate``);
+    the two differ where training evaluated other blocks (``concat`` mode, dropped over-long records).
+    Texts longer than the context are cut to it.
     """
     import math
 

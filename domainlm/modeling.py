@@ -138,6 +138,24 @@ def check_attn_implementation(model_type: str, attn: str) -> None:
             )
 
 
+def check_flash_window(config: PretrainedConfig, block_size: int) -> None:
+    """Refuse GPT-Neo on ``flash_attention_2`` with sequences longer than its local layers' window.
+
+    transformers' GPT-Neo flash class runs every layer as global attention: a local layer's token then
+    sees more than the ``window_size`` tokens the model was trained with, and sequences longer than
+    the window give other results than the model's own (eager) attention.
+    """
+    if config.model_type != "gpt_neo" or config._attn_implementation != "flash_attention_2":
+        return
+    window = getattr(config, "window_size", None)
+    if window and "local" in getattr(config, "attention_layers", ()) and block_size > window:
+        raise UserError(
+            f"--attn_implementation flash_attention_2 with GPT-Neo: transformers' flash path ignores the local "
+            f"layers' window of {window} tokens, so sequences of up to {block_size} tokens would not be attended "
+            f"as the model was trained; use --attn_implementation eager, or --block_size {window}"
+        )
+
+
 def use_fused_gelu(config: PretrainedConfig) -> bool:
     """GPT-2's and GPT-Neo's ``gelu_new`` (tanh GELU written out in Python, five kernels and their saved
     intermediates) replaced by ``gelu_pytorch_tanh``, the same formula in one fused kernel."""
@@ -211,7 +229,23 @@ def load_model(
         reason = str(err).strip().splitlines()[0][:200]
         raise UserError(f"--attn_implementation {model_args.attn_implementation}: {reason}") from None
     match_tokenizer(model, tokenizer, model_args.pad_vocab_to_multiple_of)
+    name_causal_lm_loss(model)
     return model
+
+
+def name_causal_lm_loss(model: PreTrainedModel) -> None:
+    """Set ``model.loss_type = "ForCausalLM"`` where transformers left it None (GPT-2).
+
+    Why this exists. transformers finds a model's loss in its class name, and ``GPT2LMHeadModel`` names
+    none (``GPTNeoForCausalLM`` does). With ``loss_type`` None, the model still uses the causal-LM loss
+    (after the warning "`loss_type=None` was set in the config but it is unrecognized"), but the Trainer,
+    which reads ``loss_type`` to know whether the loss shifts labels, counts the tokens it divides a
+    batch's summed loss by (``num_items_in_batch``) over the unshifted labels: one token too many per
+    row whose first label is not ``-100``. Training and evaluation losses of records of n tokens then
+    come out (n - 1) / n of their value, and the gradients shrink alike: 2% for 50-token records.
+    """
+    if getattr(model, "loss_type", "") is None:
+        model.loss_type = "ForCausalLM"
 
 
 def embedding_rows(model: PreTrainedModel) -> int:

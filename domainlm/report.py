@@ -152,8 +152,8 @@ def _perplexity_lines(ppl: dict[str, Any], trainer_state: dict[str, Any] | None)
         lines.append("")
     if "training_eval" in ppl:
         lines.append(
-            f"Training's own final evaluation (`eval_perplexity` in `all_results.json`, a mean of per-batch "
-            f"losses): {_fmt(ppl['training_eval'], 'num')}."
+            f"Training's own final evaluation (`eval_perplexity` in `all_results.json`, token-weighted over "
+            f"the blocks it evaluated): {_fmt(ppl['training_eval'], 'num')}."
         )
         lines.append("")
     evals = [e for e in (trainer_state or {}).get("log_history", []) if "eval_loss" in e]

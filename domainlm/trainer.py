@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from transformers import Trainer
 
-from domainlm.metrics import perplexity
+from domainlm.metrics import IGNORE_INDEX, perplexity
 
 
 def drop_tied_copies(model: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
@@ -32,8 +33,13 @@ def drop_tied_copies(model: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def predicted_tokens(labels: Any) -> Any:
+    """How many tokens the causal-LM loss averages over: labels shifted by one, ``-100`` left out."""
+    return (labels[..., 1:] != IGNORE_INDEX).sum()
+
+
 class DomainTrainer(Trainer):
-    """Adds perplexity next to every logged evaluation loss, and saves tied weights once.
+    """Adds perplexity next to every logged evaluation loss (token-weighted), and saves tied weights once.
 
     With ``layerwise_lr_decay`` or ``unfreeze_schedule`` (see ``domainlm.freezing``) the optimizer gets
     one parameter group per layer group, listed in ``output_dir/optimizer_groups.json``.
@@ -108,16 +114,38 @@ class DomainTrainer(Trainer):
         return self.lr_scheduler
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if self._eval_sums is not None and self._eval_loss_key in logs:
+            total, tokens = self.accelerator.reduce(self._eval_sums, reduction="sum").tolist()  # every rank logs
+            if tokens:
+                logs[self._eval_loss_key] = total / tokens
         for key in [k for k in logs if k.endswith("eval_loss")]:
             logs[key[: -len("loss")] + "perplexity"] = perplexity(logs[key])
         super().log(logs, *args, **kwargs)
 
-    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+    _eval_sums: Any = None  # [summed token losses, predicted tokens] while an evaluation runs
+    _eval_loss_key = "eval_loss"
+
+    def evaluate(
+        self, eval_dataset: Any = None, ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval"
+    ) -> dict[str, float]:
+        """The Trainer's evaluation, whose ``eval_loss`` is token-weighted: the summed loss of every predicted
+        token divided by their number, over the whole set and all ranks.
+
+        The Trainer itself averages per-batch means, weighted by rows. Packed rows flattened into one row per
+        batch (``CausalLMCollator(flatten=True)``) would then weigh a short last batch like a full one, and
+        padded batches of short and long records weigh their tokens unequally.
+        """
         shuffler = getattr(self.data_collator, "shuffler", None)
-        if shuffler is None:
-            return super().evaluate(*args, **kwargs)
-        with shuffler.paused():  # evaluation sees records as written
-            return super().evaluate(*args, **kwargs)
+        saved = self._eval_sums, self._eval_loss_key
+        self._eval_sums = torch.zeros(2, dtype=torch.float64, device=self.args.device)
+        self._eval_loss_key = f"{metric_key_prefix}_loss"
+        try:
+            if shuffler is None:
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+            with shuffler.paused():  # evaluation sees records as written
+                return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
+        finally:
+            self._eval_sums, self._eval_loss_key = saved
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
@@ -125,6 +153,11 @@ class DomainTrainer(Trainer):
         """The Trainer's loss; a training loss is shown to the divergence guard (domainlm/guards.py) before
         the backward pass, so a NaN or infinite loss stops the run before it reaches the weights."""
         loss = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if self._eval_sums is not None and not model.training and "labels" in inputs:
+            tokens = predicted_tokens(inputs["labels"]).double()
+            mean = (loss[0] if return_outputs else loss).detach().double().mean()
+            total = torch.where(tokens > 0, mean * tokens, torch.zeros_like(mean))  # no NaN from an empty batch
+            self._eval_sums += torch.stack([total, tokens]).to(self._eval_sums)
         if not return_outputs and model.training:
             for callback in self.callback_handler.callbacks:
                 if hasattr(callback, "check_loss"):

@@ -78,6 +78,14 @@ def test_gpt2_eager_and_sdpa_agree(tiny_model_dir):
     torch.testing.assert_close(logits(eager, tok), logits(sdpa, tok), atol=1e-5, rtol=1e-5)
 
 
+def test_both_models_name_the_causal_lm_loss(tiny_model_dir, tiny_neo_dir):
+    # transformers leaves GPT-2's None; the Trainer then divides losses by unshifted label counts
+    # (the records case of tests/test_eval_loss.py shows what that costs)
+    gpt2, _ = load(tiny_model_dir)
+    neo, _ = load(tiny_neo_dir)
+    assert (gpt2.loss_type, neo.loss_type) == ("ForCausalLM", "ForCausalLM")
+
+
 def test_gpt_neo_has_no_sdpa(tiny_neo_dir):
     with pytest.raises(UserError, match="gpt_neo supports only eager and flash_attention_2"):
         ModelArguments(model_type="gpt_neo", tokenizer_name="x", attn_implementation="sdpa")
