@@ -17,10 +17,11 @@ budget also keeps the peak memory comparable.)
   (``--sequence_mode records --group_by_length``).
 - ``packed``: several records per row with their own position ids (``pack_records``): no record
   attends to another (``--sequence_mode packed``). GPT-2 on sdpa runs SDPA once per record, as
-  training does (``domainlm.packed_attention``).
-- ``packed_mask`` (not in the default set): the same batches as ``packed`` through transformers'
-  own sdpa path, a block-diagonal mask over each whole row: the attention before
-  ``domainlm.packed_attention``, for a side-by-side comparison under the same load.
+  training does (``domainlm.packed_attention``), and, as training does there, a batch's rows run
+  end to end as one row (``flatten_packed``), so rows shorter than the longest cost no padding.
+- ``packed_mask`` (not in the default set): the same rows, in the same order, as ``packed``, through
+  transformers' own sdpa path, a block-diagonal mask over each whole row, padded to the longest of
+  its batch: the attention before ``domainlm.packed_attention``, side by side under the same load.
 """
 
 from __future__ import annotations
@@ -85,6 +86,7 @@ class ModeData:
     stats: list[BatchStats] = field(repr=False)
     collate_s: float  # seconds to collate the whole epoch (a DataLoader worker's share)
     records: int  # records in the epoch (concat: records before cutting)
+    rows: int = 0  # sequences collated (packed: packed rows, however the batches join them)
 
     def totals(self) -> BatchStats:
         return BatchStats(
@@ -139,7 +141,8 @@ def _collate(
         batch = collator(features)
         batches.append(batch)
         stats.append(batch_stats(batch, [len(f["input_ids"]) for f in features]))
-    return ModeData(mode, batches, stats, time.perf_counter() - started, n_records)
+    rows = sum(len(group) for group in groups)
+    return ModeData(mode, batches, stats, time.perf_counter() - started, n_records, rows)
 
 
 def build_modes(
@@ -149,11 +152,14 @@ def build_modes(
     batch_size: int,
     modes: tuple[str, ...] | list[str] = MODES,
     seed: int = 0,
+    flatten_packed: bool = False,
 ) -> dict[str, ModeData]:
     """Each mode's epoch over ``records`` (``tokenize_records`` output with its ``text`` column kept).
 
     Record order is one seeded shuffle, shared by ``pad_max`` and ``dynamic``; ``grouped`` takes the
     Trainer's length-grouped order; packed rows and concatenated blocks are shuffled with the same seed.
+    ``flatten_packed``: ``packed`` batches join their rows end to end, as training collates them for
+    attention that runs per record (``CausalLMCollator(flatten=True)``); ``packed_mask`` never does.
     """
     import torch
     from transformers.trainer_pt_utils import LengthGroupedSampler
@@ -167,6 +173,7 @@ def build_modes(
     shuffled = list(range(n))
     random.Random(seed).shuffle(shuffled)
     out: dict[str, ModeData] = {}
+    packed_features: list[dict[str, Any]] | None = None
     for mode in modes:
         if mode == "pad_max":
             out[mode] = _collate(mode, rows, _chunks(shuffled, batch_size), CausalLMCollator(pad, block_size), n)
@@ -178,18 +185,21 @@ def build_modes(
             )
             out[mode] = _collate(mode, rows, _chunks(list(sampler), batch_size), CausalLMCollator(pad), n)
         elif mode in ("packed", "packed_mask"):
+            flatten = flatten_packed and mode == "packed"
             twin = out.get("packed_mask" if mode == "packed" else "packed")
-            if twin is not None:  # the same batches
-                out[mode] = ModeData(mode, twin.batches, twin.stats, twin.collate_s, twin.records)
+            if twin is not None and not flatten_packed:  # the same batches
+                out[mode] = ModeData(mode, twin.batches, twin.stats, twin.collate_s, twin.records, twin.rows)
                 continue
-            packed = pack_records(records.select_columns(["input_ids", "labels"]), block_size)
-            prow = [
-                {"input_ids": x, "labels": y, "position_ids": p}
-                for x, y, p in zip(packed["input_ids"], packed["labels"], packed["position_ids"], strict=True)
-            ]
-            order = list(range(len(prow)))
+            if packed_features is None:
+                packed = pack_records(records.select_columns(["input_ids", "labels"]), block_size)
+                packed_features = [
+                    {"input_ids": x, "labels": y, "position_ids": p}
+                    for x, y, p in zip(packed["input_ids"], packed["labels"], packed["position_ids"], strict=True)
+                ]
+            order = list(range(len(packed_features)))
             random.Random(seed).shuffle(order)
-            out[mode] = _collate(mode, prow, _chunks(order, batch_size), CausalLMCollator(pad), n)
+            collator = CausalLMCollator(pad, flatten=flatten)
+            out[mode] = _collate(mode, packed_features, _chunks(order, batch_size), collator, n)
         elif mode == "concat":
             blocks = concat_and_chunk(
                 records.select_columns(["text"]), tokenizer, block_size, load_from_cache_file=False

@@ -346,11 +346,17 @@ class CausalLMCollator:
     model derives the block-diagonal causal mask from where the position ids restart, and the pad
     tail forms its own segment. Labels are the input ids unless a feature brings its own ``labels``.
     ``shuffler``, when set, reorders record keywords before encoding (see ``keyword_shuffle``).
+    ``flatten`` joins a packed batch's rows end to end into one row, so the pad tails of rows shorter
+    than the longest are not computed at all (for attention that runs per record: ``sdpa_packed`` and
+    FlashAttention's varlen kernel; the mask path would build one square over the whole batch).
+    ``flash_varlen`` adds FlashAttention's varlen arguments to packed batches (``flash_varlen_kwargs``).
     """
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
     shuffler: Any = None
+    flash_varlen: bool = False
+    flatten: bool = False
 
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, Any]:
         import torch
@@ -358,6 +364,14 @@ class CausalLMCollator:
         if self.shuffler is not None:
             features = self.shuffler(features)
         packed = "position_ids" in features[0]
+        if packed and self.flatten:
+            features = [
+                {
+                    "input_ids": [t for f in features for t in f["input_ids"]],
+                    "labels": [t for f in features for t in f.get("labels", f["input_ids"])],
+                    "position_ids": [t for f in features for t in f["position_ids"]],
+                }
+            ]
         longest = max(len(f["input_ids"]) for f in features)
         if self.pad_to_multiple_of:
             m = self.pad_to_multiple_of
@@ -376,5 +390,31 @@ class CausalLMCollator:
                 positions[i, :n] = torch.as_tensor(f["position_ids"], dtype=torch.long)
                 positions[i, n:] = torch.arange(longest - n)
         if packed:
-            return {"input_ids": ids, "labels": labels, "position_ids": positions}
+            batch = {"input_ids": ids, "labels": labels, "position_ids": positions}
+            if self.flash_varlen:
+                batch.update(flash_varlen_kwargs(positions))
+            return batch
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def flash_varlen_kwargs(position_ids: Any) -> dict[str, Any]:
+    """FlashAttention's varlen arguments for a packed batch: its rows end to end, cut where positions restart.
+
+    transformers' flash path finds records from ``position_ids`` only in a batch of one row; in a
+    batch of several it would run each row as one causal sequence, records attending to each other.
+    Given ``cu_seq_lens_q/k`` and ``max_length_q/k`` it views the rows end to end and runs one varlen
+    call in which every record (and every pad tail) is its own causal sequence. A row's first token
+    starts a record and carries no label, so nothing is learnt across the row boundary.
+    """
+    import torch
+
+    flat = position_ids.reshape(-1)
+    starts = (flat == 0).nonzero().view(-1)
+    cu_seq_lens = torch.cat([starts, torch.tensor([flat.numel()])]).to(torch.int32)
+    longest = int(cu_seq_lens.diff().max())
+    return {
+        "cu_seq_lens_q": cu_seq_lens,
+        "cu_seq_lens_k": cu_seq_lens,
+        "max_length_q": longest,
+        "max_length_k": longest,
+    }

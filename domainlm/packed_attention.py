@@ -12,7 +12,8 @@ Here the row is cut where the records are, and each record runs through
 The tail of padding the collator adds to a short row has its own restarting position ids, so it is
 one more (short) segment, never a square. Over an epoch of the real postings (block 1024, 4 rows a
 step) that is 0.33 of the score entries the mask computes; causal attention over whole rows, as
-concat pays, would be 0.50.
+concat pays, would be 0.50. Training avoids even the pad tails: it collates a batch's rows end to end
+into one row (``CausalLMCollator(flatten=True)``), which only attention per record allows.
 
 Two functions are registered under the name ``sdpa_packed``:
 
@@ -39,9 +40,12 @@ runnable threads than cores and OpenMP's default spin-wait, each small kernel wa
 slice, and the mask path is faster. ``busy_cpu_hint`` says so in the log.
 
 Only GPT-2 with ``sdpa`` is switched (``use_packed_attention``); GPT-Neo (eager, with local layers
-that use a sliding window) and eager GPT-2 keep the mask path. The name lives only in the model's
-in-memory config: transformers never writes ``_attn_implementation`` into config.json, so a saved
-folder loads with plain ``pipeline('text-generation', model=dir)`` (``sdpa``).
+that use a sliding window) and eager GPT-2 keep the mask path. GPT-2 on ``flash_attention_2`` needs no
+switch: the collator hands it FlashAttention's varlen arguments (``needs_flash_varlen``,
+``domainlm.data.flash_varlen_kwargs``), and one varlen call covers every record of the batch. The
+name ``sdpa_packed`` lives only in the model's in-memory config: transformers never writes
+``_attn_implementation`` into config.json, so a saved folder loads with plain
+``pipeline('text-generation', model=dir)`` (``sdpa``).
 """
 
 from __future__ import annotations
@@ -50,6 +54,8 @@ import logging
 import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from domainlm.errors import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -253,12 +259,43 @@ def can_use(model: PreTrainedModel) -> bool:
     return config.model_type == "gpt2" and config._attn_implementation in ("sdpa", NAME)
 
 
+def runs_per_record(model_type: str, attn_implementation: str) -> bool:
+    """Whether packed rows get attention per record: GPT-2 on ``sdpa`` (switched to ``sdpa_packed``) or on
+    ``flash_attention_2`` (varlen). Only then can a batch's rows run end to end
+    (``CausalLMCollator(flatten=True)``); the mask path would build one square over the joined rows."""
+    return model_type == "gpt2" and attn_implementation in ("sdpa", NAME, "flash_attention_2")
+
+
+def needs_flash_varlen(model: PreTrainedModel) -> bool:
+    """Whether packed batches must bring FlashAttention's varlen arguments: GPT-2 on ``flash_attention_2``.
+
+    Without them, transformers' flash path runs each row of a batch of several as one causal sequence,
+    and the records of a row attend to each other. GPT-Neo's flash class passes no such arguments to
+    the kernel (nor its position ids), so packed rows with it are refused in one line.
+    """
+    config = model.config
+    if config._attn_implementation != "flash_attention_2":
+        return False
+    if config.model_type != "gpt2":
+        raise UserError(
+            f"--sequence_mode packed with --attn_implementation flash_attention_2: transformers' {config.model_type} "
+            "flash attention cannot keep packed records apart (they would attend to each other); use "
+            "--attn_implementation eager, or --sequence_mode records"
+        )
+    return True
+
+
 def use_packed_attention(model: PreTrainedModel) -> bool:
     """Switch a GPT-2 model on ``sdpa`` to per-record attention for packed rows; returns whether it did.
 
     Batches that are not packed (padding with an attention mask, generation with a cache) still take
     plain sdpa. Logs one line either way.
     """
+    if model.config._attn_implementation == "flash_attention_2":
+        logger.info(
+            "packed rows: flash_attention_2, one varlen call over the batch's records (cu_seq_lens from the collator)"
+        )
+        return False
     if not can_use(model):
         logger.info(
             "packed rows: %s attention on %s, as transformers handles it (per-record SDPA is for GPT-2 on sdpa)",

@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from domainlm.args import parse_args
     from domainlm.data import build_sequences, load_splits, resolve_sequence_mode
     from domainlm.metrics import argmax_logits, compute_metrics
-    from domainlm.modeling import configure_generation, context_length, load_model, load_tokenizer
+    from domainlm.modeling import check_flash_window, configure_generation, context_length, load_model, load_tokenizer
     from domainlm.saving import save_trained_model
     from domainlm.tables import write_json
     from domainlm.trainer import DomainTrainer
@@ -104,12 +104,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     block_size = data_args.block_size or min(context, 1024)
     if block_size > context:
         raise UserError(f"--block_size {block_size} is over the model's context of {context} tokens")
+    check_flash_window(model.config, block_size)
     logger.info("sequence mode: %s, block size %d", mode, block_size)
+    collate: dict[str, bool] = {}
     if mode == "packed":
         model.config.use_cache = False  # with a cache, packed records would attend to each other
-        from domainlm.packed_attention import use_packed_attention
+        from domainlm.packed_attention import needs_flash_varlen, runs_per_record, use_packed_attention
 
+        flash_varlen = needs_flash_varlen(model)  # GPT-2 on flash_attention_2: varlen arguments in every batch
         use_packed_attention(model)  # GPT-2 on sdpa: each record pays its own causal attention, not the square
+        # attention per record: a batch's rows can run end to end as one, without computing their pad tails
+        flatten = runs_per_record(model.config.model_type, model.config._attn_implementation)
+        collate = {"flash_varlen": flash_varlen, "flatten": flatten}
 
     splits = {}
     with training_args.main_process_first(desc="tokenising"):
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         data_stats[name] = {"sequences": len(ds), "tokens": tokens}
 
     configure_generation(model, tokenizer)
-    collator, callbacks = make_collator(tokenizer, block_size, data_args, training_args)
+    collator, callbacks = make_collator(tokenizer, block_size, data_args, training_args, **collate)
     schedule = apply_freezing(model, model_args, training_args)
     callbacks += long_run_callbacks(run_args, training_args, tokenizer, raw)  # guards, samples, eval before
     default_report_to(argv, training_args)
@@ -196,18 +202,20 @@ def apply_freezing(model: Any, model_args: Any, training_args: TrainingArguments
 
 
 def make_collator(
-    tokenizer: Any, block_size: int, data_args: Any, training_args: TrainingArguments
+    tokenizer: Any, block_size: int, data_args: Any, training_args: TrainingArguments, **packed_rows: bool
 ) -> tuple[Any, list[Any]]:
-    """The padding collator, with a keyword shuffler and its epoch callback when asked for."""
+    """The padding collator (``packed_rows``: its ``flash_varlen`` and ``flatten`` switches), with a keyword
+    shuffler and its epoch callback when asked for."""
     from domainlm.data import CausalLMCollator, RecordEncoder
 
     if not data_args.shuffle_keywords:
-        return CausalLMCollator(pad_token_id=tokenizer.pad_token_id), []
+        return CausalLMCollator(pad_token_id=tokenizer.pad_token_id, **packed_rows), []
     from domainlm.keyword_shuffle import KeywordShuffleCallback, KeywordShuffler
 
     shuffler = KeywordShuffler(RecordEncoder(tokenizer, data_args.loss_on == "body"), block_size, training_args.seed)
     training_args.remove_unused_columns = False  # the collator needs the record texts
-    return CausalLMCollator(pad_token_id=tokenizer.pad_token_id, shuffler=shuffler), [KeywordShuffleCallback(shuffler)]
+    collator = CausalLMCollator(pad_token_id=tokenizer.pad_token_id, shuffler=shuffler, **packed_rows)
+    return collator, [KeywordShuffleCallback(shuffler)]
 
 
 def _state_dict(trainer: Any) -> dict[str, Any]:

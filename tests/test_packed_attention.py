@@ -11,11 +11,10 @@ import json
 import pytest
 import torch
 from conftest import record_rows, write_text_csv
+from packed_rows import RECORDS, packed_features, tiny_gpt2
 
 import domainlm.packed_attention as pa
 from domainlm.data import CausalLMCollator
-
-RECORDS = [[5, 6, 7, 8, 9], [10, 11, 12, 13, 14, 15, 16], [20, 21, 22]]
 
 
 @pytest.fixture(autouse=True)
@@ -23,25 +22,8 @@ def registered():
     pa.register()
 
 
-def tiny_gpt2(attn="sdpa", attn_pdrop=0.0):
-    """Scaled by 1/(layer + 1) too, so that a path ignoring ``scaling`` (SDPA's default 1/sqrt(d)) fails."""
-    from transformers import AutoModelForCausalLM, GPT2Config
-
-    torch.manual_seed(0)
-    config = GPT2Config(
-        n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=50, bos_token_id=0, eos_token_id=0,
-        attn_pdrop=attn_pdrop, resid_pdrop=0.0, embd_pdrop=0.0, scale_attn_by_inverse_layer_idx=True,
-    )  # fmt: skip
-    return AutoModelForCausalLM.from_config(config, attn_implementation=attn).eval()
-
-
 def packed_batch():
-    features = [
-        {"input_ids": RECORDS[0] + RECORDS[1], "labels": [-100, *RECORDS[0][1:], -100, *RECORDS[1][1:]],
-         "position_ids": [*range(5), *range(7)]},
-        {"input_ids": RECORDS[2], "labels": [-100, *RECORDS[2][1:]], "position_ids": [0, 1, 2]},
-    ]  # fmt: skip
-    return CausalLMCollator(pad_token_id=1)(features)
+    return CausalLMCollator(pad_token_id=1)(packed_features())
 
 
 @pytest.fixture
@@ -82,6 +64,23 @@ def test_packed_rows_equal_records_alone_and_the_mask_path(sdpa_calls):
     assert (packed[0, 5:12] - alone[1]).abs().max() <= 1e-5
     assert (packed[1, :3] - alone[2]).abs().max() <= 1e-5
     assert (mixed[5:12] - alone[1]).abs().max() > 1e-3  # the comparison can tell mixing apart
+
+
+def test_rows_end_to_end_give_the_same_loss_and_gradients():
+    """``flatten``: the batch's rows as one row without pad tails; the same loss and gradients as the padded rows."""
+    runs = []
+    for flatten in (False, True):
+        model = tiny_gpt2()
+        assert pa.use_packed_attention(model)
+        batch = CausalLMCollator(pad_token_id=1, flatten=flatten)(packed_features())
+        assert batch["input_ids"].shape == ((1, 15) if flatten else (2, 12))
+        loss = model(**batch, use_cache=False).loss
+        loss.backward()
+        runs.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
+    (padded_loss, padded_grads), (flat_loss, flat_grads) = runs
+    assert torch.allclose(flat_loss, padded_loss, atol=1e-6)
+    for name, grad in padded_grads.items():
+        torch.testing.assert_close(flat_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
 
 
 def mask_config(name):
