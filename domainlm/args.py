@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from domainlm.compiled_ops import check_build_locks
 from domainlm.errors import UserError
 
 if TYPE_CHECKING:
@@ -349,11 +350,15 @@ def parse_args(
             raise UserError(f"{argv[0]}: line {err.lineno}: invalid JSON ({err.msg})") from None
         options = translate_legacy_dict(options)
         cpu_bf16(options=options)
+        if options.get("deepspeed"):
+            check_build_locks()
         model_args, data_args, run_args, training_args = parser.parse_dict(options)
     else:
         try:
             argv = translate_legacy_argv(argv)
             cpu_bf16(argv)
+            if any(arg == "--deepspeed" or arg.startswith("--deepspeed=") for arg in argv):
+                check_build_locks()  # parsing starts DeepSpeed, which would wait on a stale lock for good
             model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
         except ValueError as err:
             if "not used by the HfArgumentParser" in str(err):

@@ -15,8 +15,11 @@ DeepSpeed batch values again, before anything uses them. With a GPU, or one rank
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -70,3 +73,76 @@ def refill_deepspeed_config(training_args: TrainingArguments) -> None:
     training_args.hf_deepspeed_config = HfTrainerDeepSpeedConfig(training_args.deepspeed)
     training_args.hf_deepspeed_config.trainer_config_process(training_args)
     training_args.deepspeed_plugin = DeepSpeedPlugin(hf_ds_config=training_args.hf_deepspeed_config)
+
+
+def release_process_group() -> None:
+    """Take torch.distributed's process group down, if this process has one, at the end of a successful run.
+
+    Why this exists. Gloo's worker threads live as long as their process group object. Left running
+    at the interpreter's shutdown, they can abort the process ("terminate called without an active
+    exception", status -6) after the model was saved, and the ``deepspeed`` launcher then reports the
+    whole run as failed: seen now and then with 2 ranks on CPU under ZeRO-3. Destroying the group
+    stops them only when nothing else refers to it, and DeepSpeed does: ZeRO-3 keeps the model on a
+    module-level list and in an ``lru_cache`` for good, and every ZeRO-3 parameter refers to its group.
+    So when Gloo's threads still run after the group was destroyed, the process leaves right here
+    with status 0, logs and output flushed, without the interpreter's shutdown. Everything the run
+    writes is complete by then (outputs are written atomically and closed). Before that, this rank's
+    shared-memory buffer is removed (``remove_shm_buffer``).
+
+    Does not import torch when the script never did.
+    """
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    remove_shm_buffer()
+    dist.destroy_process_group()
+    left = gloo_threads()
+    if left:
+        logger.info("%d Gloo worker threads outlive the process group; leaving without interpreter shutdown", left)
+        exit_now(0)
+
+
+def shm_buffer(rank: int) -> Path:
+    """The shared-memory all-reduce buffer DeepSpeed creates for ``rank`` when every rank runs on this machine.
+
+    DeepSpeed's CPU communication op names it ``deepspeed_allreduce_buffer_<uid>_<MASTER_ADDR>_<MASTER_PORT>_<rank>``
+    (about 70 MB each) and never removes it: each run on CPU would leave one per rank in ``/dev/shm``,
+    memory that stays taken until the machine restarts.
+    """
+    addr, port = os.environ.get("MASTER_ADDR", ""), os.environ.get("MASTER_PORT", "")
+    return Path("/dev/shm") / f"deepspeed_allreduce_buffer_{os.getuid()}_{addr}_{port}_{rank}"
+
+
+def remove_shm_buffer() -> None:
+    """Unlink this rank's ``shm_buffer`` when a DeepSpeed run made one. Every rank mapped the buffers of
+    the others while DeepSpeed started, so the name can go while the processes still run; the memory is
+    freed when the last of them ends."""
+    dist = sys.modules.get("torch.distributed")
+    if "deepspeed" not in sys.modules or dist is None or not dist.is_available() or not dist.is_initialized():
+        return
+    with contextlib.suppress(FileNotFoundError):
+        shm_buffer(dist.get_rank()).unlink()
+
+
+def gloo_threads() -> int:
+    """How many of this process's threads are Gloo's (named ``pt_gloo_*`` or ``gloo_*``); 0 without /proc."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return 0
+    count = 0
+    for task in tasks.iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+        except OSError:  # the thread ended meanwhile
+            continue
+        count += name.startswith(("pt_gloo", "gloo_"))
+    return count
+
+
+def exit_now(status: int) -> None:
+    """End the process with ``status`` without the interpreter's shutdown, after flushing logs and output."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed or broken stream
+            stream.flush()
+    os._exit(status)

@@ -11,10 +11,21 @@ class UserError(Exception):
 
 
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
-    """Run a script's ``main`` and turn a ``UserError`` into ``error: ...`` and exit status 2."""
+    """Run a script's ``main`` and turn a ``UserError`` into ``error: ...`` and exit status 2.
+
+    After a successful ``main``, the process group of a multi-process run is taken down
+    (``domainlm.distributed.release_process_group``), so that the process exits with status 0; where
+    Gloo's threads outlive it, the process ends there, with status 0.
+    """
     try:
         main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
+        from domainlm.distributed import remove_shm_buffer
+
+        remove_shm_buffer()  # the launcher stops the other ranks, so the buffer is not needed any more
         return 2
+    from domainlm.distributed import release_process_group
+
+    release_process_group()
     return 0

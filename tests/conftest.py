@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +19,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 SAMPLE = ROOT / "data" / "jobs_sample.csv"
+
+
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests need CUDA: skipped, with the reason, on a machine without it."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs a CUDA GPU (marker gpu)")
+        for item in gpu_items:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="module")
@@ -104,11 +119,40 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def run_process(cmd: list[str], *, timeout: float = 900, **popen_kwargs) -> subprocess.CompletedProcess:
+    """``subprocess.run(cmd, capture_output=True, text=True)`` in a session of its own, with a time limit.
+
+    On the limit, or when the test is interrupted, the whole process tree is killed: a launcher's ranks
+    included, which would otherwise keep the output pipes open and the test waiting for good. The
+    failure then names the command, the time and any stale compiled-op build lock (the usual reason a
+    DeepSpeed run waits without end).
+    """
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True, **popen_kwargs
+    )
+    try:
+        stdout, stderr = proc.communicate(timeout=timeout)
+    except BaseException as err:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        stdout, stderr = proc.communicate()
+        if isinstance(err, subprocess.TimeoutExpired):
+            from domainlm.compiled_ops import stale_build_locks
+
+            locks = [str(lock) for lock, _ in stale_build_locks()]
+            pytest.fail(
+                f"{' '.join(cmd)} still ran after {timeout:.0f} s (stale build locks: {locks or 'none'}):\n"
+                f"{stdout[-3000:]}\n{stderr[-3000:]}"
+            )
+        raise
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
+
+
 def run_command(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a command; on failure the assertion shows the end of its output."""
     env = {k: v for k, v in os.environ.items() if k != "TENSORBOARD_LOGGING_DIR"}
     env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    proc = run_process(cmd, cwd=cwd, env=env, timeout=timeout)
     assert proc.returncode == 0, (
         f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     )

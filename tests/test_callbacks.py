@@ -3,7 +3,6 @@
 import json
 import os
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -110,7 +109,7 @@ def test_evaluation_before_training_needs_do_eval(tmp_path, tiny_model_dir, reco
 @pytest.mark.slow
 def test_under_zero3_samples_and_evaluation_before_leave_the_weights_unchanged(tmp_path, tiny_model_dir, records_dir):
     """ZeRO-3 partitions the weights: generation gathers them, and must not move the run either."""
-    from conftest import ROOT, free_port
+    from conftest import ROOT, free_port, run_process
 
     env = {k: v for k, v in os.environ.items() if k != "TENSORBOARD_LOGGING_DIR"}
     env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", RANK="0", LOCAL_RANK="0", WORLD_SIZE="1",
@@ -118,8 +117,7 @@ def test_under_zero3_samples_and_evaluation_before_leave_the_weights_unchanged(t
     base = [sys.executable, str(ROOT / "run_clm.py"), "--deepspeed", str(ROOT / "ds_config_zero3.json")]
     for name, extra in (("plain", []), ("watched", ["--sample_every_steps", "2", "--num_samples", "2",
                                                     "--sample_max_new_tokens", "5", "--eval_before_training"])):  # fmt: skip
-        proc = subprocess.run([*base, *argv(tiny_model_dir, records_dir, tmp_path / name, *extra)], env=env,
-                              capture_output=True, text=True)  # fmt: skip
+        proc = run_process([*base, *argv(tiny_model_dir, records_dir, tmp_path / name, *extra)], env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
     a, b = load(tmp_path / "plain"), load(tmp_path / "watched")
     assert [k for k in a if not torch.equal(a[k], b[k])] == []

@@ -80,8 +80,9 @@ def test_guide_command_verbatim_with_zero2(tmp_path, tiny_model_dir, records_dir
 def test_zero3_from_scratch_saves_full_weights(tmp_path, bpe_tokenizer_dir, records_dir, tiny_model_dir):
     from transformers import AutoModelForCausalLM
 
+    port = free_port()
     run_command(
-        [DEEPSPEED, "--num_gpus=1", "--master_port", str(free_port()), str(ROOT / "run_clm.py"), "--deepspeed",
+        [DEEPSPEED, "--num_gpus=1", "--master_port", str(port), str(ROOT / "run_clm.py"), "--deepspeed",
          str(ROOT / "ds_config_zero3.json"),
          "--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"),
          "--validation_file", str(records_dir / "validation.csv"), "--do_train", "--do_eval",
@@ -89,6 +90,8 @@ def test_zero3_from_scratch_saves_full_weights(tmp_path, bpe_tokenizer_dir, reco
          "--learning_rate", "1e-3", "--report_to", "none"],
         cwd=tmp_path,
     )  # fmt: skip
+    # DeepSpeed's shared-memory all-reduce buffer (about 70 MB per rank) does not outlive the run
+    assert sorted(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*")) == []
     out = tmp_path / "out"
     check_output_folder(out, tiny_model_dir)
     model = AutoModelForCausalLM.from_pretrained(out)

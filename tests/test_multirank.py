@@ -7,12 +7,13 @@ split the data, took the steps of the global batch, and ended with identical wei
 
 import csv
 import json
+import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, free_port, run_command
+from conftest import ROOT, free_port, run_command, run_process
 
 DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
 
@@ -79,11 +80,14 @@ def launch(tmp_path: Path, name: str, model: Path, records: Path, ranks: int, *f
     run = tmp_path / name
     run.mkdir()
     (run / "probe.py").write_text(PROBE)
-    cmd = [DEEPSPEED, f"--num_gpus={ranks}", "--master_port", str(free_port()), str(run / "probe.py"),
+    port = free_port()
+    cmd = [DEEPSPEED, f"--num_gpus={ranks}", "--master_port", str(port), str(run / "probe.py"),
            "--model_name_or_path", str(model), "--train_file", str(records / "train.csv"), "--do_train",
            "--output_dir", str(run / "out"), "--num_train_epochs", "1", "--learning_rate", "1e-3",
            "--warmup_steps", "0", "--save_strategy", "no", "--report_to", "none", "--seed", "7", *flags]  # fmt: skip
     run_command(["env", f"PROBE_DIR={run}", *cmd], cwd=run)
+    # every rank removed its shared-memory all-reduce buffer (DeepSpeed leaves them in /dev/shm)
+    assert sorted(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*")) == []
     return run
 
 
@@ -100,8 +104,9 @@ def test_two_ranks_split_the_data_and_end_with_identical_weights(tmp_path, no_dr
     from domainlm.template import EOS_TOKEN
 
     # global batch 16 = 4 per rank x 2 accumulation x 2 ranks: 48 rows, 3 optimizer steps
+    save = ["--save_strategy", "steps", "--save_steps", "3"] if config == "ds_config.json" else []
     run = launch(tmp_path, "two", no_dropout_model_dir, records_dir, 2, "--deepspeed", str(ROOT / config),
-                 "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2")  # fmt: skip
+                 "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "2", *save)  # fmt: skip
     ranks = [json.loads((run / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [(r["process_index"], r["world_size"], r["is_world_process_zero"]) for r in ranks] == [
         (0, 2, True),
@@ -129,9 +134,35 @@ def test_two_ranks_split_the_data_and_end_with_identical_weights(tmp_path, no_dr
     # (ZeRO-2) one rank with the same global batch (4 x 4 accumulation) takes the same 3 steps to the same weights
     if config != "ds_config.json":
         return
+    assert_one_rank_refuses_the_two_rank_checkpoint(run / "out", no_dropout_model_dir, records_dir)
     one = launch(tmp_path, "one", no_dropout_model_dir, records_dir, 1, "--deepspeed", str(ROOT / config),
                  "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "4")  # fmt: skip
     assert json.loads((one / "rank0.json").read_text())["global_step"] == 3
     single = tensors(one / "out" / "model.safetensors")
     for key in saved:
         torch.testing.assert_close(saved[key], single[key], atol=1e-5, rtol=1e-4)
+
+
+def assert_one_rank_refuses_the_two_rank_checkpoint(out: Path, model: Path, records: Path) -> None:
+    """The same command on 1 rank continues from the last checkpoint by default, and ends with one line:
+    ZeRO-2 partitions the optimizer state by rank, so DeepSpeed cannot load 2 ranks' state into 1."""
+    from domainlm.guards import CHECKPOINT_INFO
+
+    ckpt = out / "checkpoint-3"
+    assert json.loads((ckpt / CHECKPOINT_INFO).read_text()) == {"deepspeed": True, "zero_stage": 2, "world_size": 2}
+    port = free_port()
+    cmd = [DEEPSPEED, "--num_gpus=1", "--master_port", str(port), str(ROOT / "run_clm.py"),
+           "--model_name_or_path", str(model), "--train_file", str(records / "train.csv"), "--do_train",
+           "--output_dir", str(out), "--max_steps", "6", "--report_to", "none", "--deepspeed",
+           str(ROOT / "ds_config.json"), "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "4"]  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k != "TENSORBOARD_LOGGING_DIR"}
+    proc = run_process(cmd, env={**env, "PYTHONPATH": str(ROOT)}, timeout=600)
+    said = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode != 0 and said == [
+        f"error: cannot resume from {ckpt}: it was saved under DeepSpeed ZeRO stage 2 on 2 processes and this run "
+        "trains under DeepSpeed ZeRO stage 2 on 1 process; resume with the --deepspeed config and number of "
+        f"processes it was saved with, or pass --model_name_or_path {ckpt} --overwrite_output_dir to start a new "
+        "run from its weights"
+    ], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and "AssertionError" not in proc.stderr
+    assert sorted(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*")) == []

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, run_process
 
 from domainlm.args import RunArguments
 from domainlm.errors import UserError
@@ -218,7 +218,7 @@ def test_sigkill_then_rerun_ends_with_the_same_weights(tmp_path, tiny_model_dir,
     def command(out: Path) -> list[str]:
         return [str(out) if a == "OUT" else a for a in cmd]
 
-    whole = subprocess.run(command(tmp_path / "whole"), env=script_env(), capture_output=True, text=True)
+    whole = run_process(command(tmp_path / "whole"), env=script_env())
     assert whole.returncode == 0, whole.stderr[-3000:]
 
     out = tmp_path / "killed"
@@ -231,7 +231,7 @@ def test_sigkill_then_rerun_ends_with_the_same_weights(tmp_path, tiny_model_dir,
     assert proc.returncode == -signal.SIGKILL
     assert not (out / "model.safetensors").exists()
 
-    again = subprocess.run(command(out), env=script_env(), capture_output=True, text=True)
+    again = run_process(command(out), env=script_env())
     assert again.returncode == 0, again.stderr[-3000:]
     assert "continuing from" in again.stdout + again.stderr
     assert_same_weights(out, tmp_path / "whole")
@@ -244,8 +244,7 @@ def test_resuming_under_another_zero_stage_ends_with_one_line(tmp_path, tiny_mod
     out = tmp_path / "out"
     base = [sys.executable, str(ROOT / "run_clm.py"), *run_args(tiny_model_dir, records_dir, out, "--max_steps", "2",
             "--save_steps", "2")]  # fmt: skip
-    first = subprocess.run([*base, "--deepspeed", str(ROOT / "ds_config.json")], env=env, capture_output=True,
-                           text=True)  # fmt: skip
+    first = run_process([*base, "--deepspeed", str(ROOT / "ds_config.json")], env=env)
     assert first.returncode == 0, first.stderr[-3000:]
     assert json.loads((out / "checkpoint-2" / CHECKPOINT_INFO).read_text()) == {
         "deepspeed": True,
@@ -257,7 +256,7 @@ def test_resuming_under_another_zero_stage_ends_with_one_line(tmp_path, tiny_mod
         (["--deepspeed", str(ROOT / "ds_config_zero3.json")], "under DeepSpeed ZeRO stage 3 on 1 process"),
         ([], "without DeepSpeed on 1 process"),
     ):
-        proc = subprocess.run([*base, "--max_steps", "4", *flags], env=env, capture_output=True, text=True)
+        proc = run_process([*base, "--max_steps", "4", *flags], env=env)
         assert proc.returncode == 2, proc.stderr[-3000:]
         assert proc.stderr.strip().splitlines()[-1] == (
             f"error: cannot resume from {ckpt}: it was saved under DeepSpeed ZeRO stage 2 on 1 process and this run "
