@@ -1,0 +1,124 @@
+"""What only a CUDA GPU can show: DeepSpeed in fp16 and bf16, and the training benchmark on the GPU.
+
+Marked ``gpu``: skipped on a machine without CUDA (conftest.py). On the GPU machine, after
+``bash ../shared/tools/device-wheels.sh``: ``python -m pytest -m gpu``.
+
+fp16 runs start from a model whose embeddings lack the ``<|SEP|>`` row, as GPT-2 from the hub does:
+run_clm adds the row, and DeepSpeed's dynamic loss scale (ds_config*.json: 2^16 to start, hysteresis
+2, window 1000, floor 1) must carry training through the first steps with that new row.
+"""
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import ROOT, free_port, run_command
+
+DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def model_without_sep_row(tmp_path_factory, bpe_tokenizer_dir) -> Path:
+    """A 4-layer GPT-2 whose embeddings stop one row short of its tokenizer: ``<|SEP|>`` (the last id) is new."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from domainlm.template import SEP_TOKEN
+
+    tok = AutoTokenizer.from_pretrained(bpe_tokenizer_dir)
+    assert tok.convert_tokens_to_ids(SEP_TOKEN) == len(tok) - 1
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=4, n_embd=128, n_head=4, n_positions=256, vocab_size=len(tok) - 1,
+                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    out = tmp_path_factory.mktemp("gpt2-without-sep")
+    GPT2LMHeadModel(config).save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def train(tmp_path: Path, model: Path, records: Path, config: Path, *flags: str):
+    out = tmp_path / "out"
+    cmd = [DEEPSPEED, "--num_gpus=1", "--master_port", str(free_port()), str(ROOT / "run_clm.py"),
+           "--deepspeed", str(config), "--model_name_or_path", str(model), "--train_file", str(records / "train.csv"),
+           "--validation_file", str(records / "validation.csv"), "--do_train", "--do_eval", "--output_dir", str(out),
+           "--per_device_train_batch_size", "4", "--learning_rate", "1e-3", "--logging_steps", "1",
+           "--save_strategy", "no", "--report_to", "none", *flags]  # fmt: skip
+    return out, cmd
+
+
+@pytest.mark.parametrize("config", ["ds_config.json", "ds_config_zero3.json"])
+def test_fp16_deepspeed_trains_through_new_token_rows(tmp_path, model_without_sep_row, records_dir, config):
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer, pipeline
+
+    from domainlm.template import format_prompt
+
+    out, cmd = train(tmp_path, model_without_sep_row, records_dir, ROOT / config, "--fp16", "--max_steps", "40")
+    proc = run_command(cmd, cwd=tmp_path)
+    log = proc.stdout + proc.stderr
+    rows = len(AutoTokenizer.from_pretrained(model_without_sep_row))
+    assert f"resized token embeddings from {rows - 1} to {rows} rows" in log and "training in fp32 instead" not in log
+    skipped = log.count("OVERFLOW!")
+    assert skipped < 10, f"{skipped} of 40 steps skipped for overflow"
+    results = json.loads((out / "all_results.json").read_text())
+    assert math.isfinite(results["train_loss"]) and math.isfinite(results["eval_loss"])
+    weights = load_file(out / "model.safetensors")
+    wte = weights["transformer.wte.weight"]
+    assert wte.shape[0] == rows and bool(torch.isfinite(wte.float()).all())
+    generator = pipeline("text-generation", model=str(out), device=0)
+    prompt = format_prompt("Data Scientist", ["python", "sql"])
+    assert generator(prompt, max_new_tokens=10)[0]["generated_text"].startswith(prompt)
+
+
+def test_fp16_overflow_in_a_row_stops_with_one_line(tmp_path, model_without_sep_row, records_dir):
+    """A loss scale of 2^32 overflows fp16 step after step: the divergence guard stops after 5 of them."""
+    config = json.loads((ROOT / "ds_config.json").read_text())
+    config["fp16"]["initial_scale_power"] = 32
+    (tmp_path / "ds_overflow.json").write_text(json.dumps(config))
+    out, cmd = train(tmp_path, model_without_sep_row, records_dir, tmp_path / "ds_overflow.json", "--fp16",
+                     "--max_steps", "40", "--max_skipped_steps", "5")  # fmt: skip
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    assert proc.returncode != 0
+    said = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(said) == 1 and "5 optimizer steps in a row were skipped because the gradients overflowed" in said[0]
+    assert not (out / "model.safetensors").exists()
+
+
+def test_bf16_deepspeed_saves_bf16_weights(tmp_path, model_without_sep_row, records_dir):
+    from safetensors.torch import load_file
+
+    out, cmd = train(tmp_path, model_without_sep_row, records_dir, ROOT / "ds_config.json", "--bf16",
+                     "--max_steps", "10")  # fmt: skip
+    run_command(cmd, cwd=tmp_path)
+    assert math.isfinite(json.loads((out / "all_results.json").read_text())["train_loss"])
+    assert load_file(out / "model.safetensors")["transformer.h.0.attn.c_attn.weight"].dtype == torch.bfloat16
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "flash_attention_2"])
+def test_train_throughput_runs_unchanged_on_cuda(tmp_path, attn):
+    """bench/train_throughput.py as on CPU, with --device auto: bf16 autocast, CUDA memory, records kept apart."""
+    import importlib.util
+
+    from bench.train_throughput import main
+
+    if attn == "flash_attention_2" and importlib.util.find_spec("flash_attn") is None:
+        pytest.skip("flash-attn is not installed")
+    out_path = tmp_path / "throughput.json"
+    argv = ["--data", str(ROOT / "data" / "jobs_sample.csv"), "--config_overrides", "n_layer=2,n_embd=64,n_head=2",
+            "--vocab_size", "4000", "--block_size", "1024", "--batch_size", "4", "--steps", "3", "--attn_implementation", attn,
+            "--json_out", str(out_path)]  # fmt: skip
+    assert main(argv) == 0
+    out = json.loads(out_path.read_text())
+    assert out["machine"]["device"].startswith("cuda") and out["model"]["precision"] == "bf16 autocast"
+    assert out["memory_method"].startswith("torch.cuda.max_memory_allocated")
+    for name, r in out["modes"].items():
+        assert 0 < r["useful_tokens_per_s"] <= r["total_tokens_per_s"], name
+        assert r["peak_memory_mib"] > 0, name
+    isolation = out["packed_isolation"]  # on CPU: 4 records in the fullest row, 0.0 difference
+    assert isolation["isolated"] and isolation["records_in_row"] >= 2, isolation
