@@ -148,11 +148,21 @@ def run_process(cmd: list[str], *, timeout: float = 900, **popen_kwargs) -> subp
     return subprocess.CompletedProcess(cmd, proc.returncode, stdout, stderr)
 
 
+def script_env(**extra: str) -> dict[str, str]:
+    """The environment of a script a test runs: this one, offline, with the project first on ``PYTHONPATH``.
+
+    A ``PYTHONPATH`` already set is kept behind the project (packages installed with ``pip --target``, as
+    on a GPU machine without a package index); a TensorBoard folder of the test process is not inherited.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "TENSORBOARD_LOGGING_DIR"}
+    env.update(PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p))
+    env.update(HF_HUB_OFFLINE="1", **extra)
+    return env
+
+
 def run_command(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.CompletedProcess:
     """Run a command; on failure the assertion shows the end of its output."""
-    env = {k: v for k, v in os.environ.items() if k != "TENSORBOARD_LOGGING_DIR"}
-    env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1")
-    proc = run_process(cmd, cwd=cwd, env=env, timeout=timeout)
+    proc = run_process(cmd, cwd=cwd, env=script_env(), timeout=timeout)
     assert proc.returncode == 0, (
         f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
     )

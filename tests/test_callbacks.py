@@ -1,7 +1,6 @@
 """Samples during training and evaluation before it: what they write, and that training is unchanged."""
 
 import json
-import os
 import random
 import sys
 from pathlib import Path
@@ -109,11 +108,9 @@ def test_evaluation_before_training_needs_do_eval(tmp_path, tiny_model_dir, reco
 @pytest.mark.slow
 def test_under_zero3_samples_and_evaluation_before_leave_the_weights_unchanged(tmp_path, tiny_model_dir, records_dir):
     """ZeRO-3 partitions the weights: generation gathers them, and must not move the run either."""
-    from conftest import ROOT, free_port, run_process
+    from conftest import ROOT, free_port, run_process, script_env
 
-    env = {k: v for k, v in os.environ.items() if k != "TENSORBOARD_LOGGING_DIR"}
-    env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", RANK="0", LOCAL_RANK="0", WORLD_SIZE="1",
-               MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))  # fmt: skip
+    env = script_env(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     base = [sys.executable, str(ROOT / "run_clm.py"), "--deepspeed", str(ROOT / "ds_config_zero3.json")]
     for name, extra in (("plain", []), ("watched", ["--sample_every_steps", "2", "--num_samples", "2",
                                                     "--sample_max_new_tokens", "5", "--eval_before_training"])):  # fmt: skip

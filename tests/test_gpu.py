@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, free_port, run_command
+from conftest import ROOT, free_port, run_command, run_process, script_env
 
 DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
 
@@ -81,9 +81,7 @@ def test_fp16_overflow_in_a_row_stops_with_one_line(tmp_path, model_without_sep_
     (tmp_path / "ds_overflow.json").write_text(json.dumps(config))
     out, cmd = train(tmp_path, model_without_sep_row, records_dir, tmp_path / "ds_overflow.json", "--fp16",
                      "--max_steps", "40", "--max_skipped_steps", "5")  # fmt: skip
-    import subprocess
-
-    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+    proc = run_process(cmd, cwd=tmp_path, env=script_env(), timeout=900)
     assert proc.returncode != 0
     said = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(said) == 1 and "5 optimizer steps in a row were skipped because the gradients overflowed" in said[0]

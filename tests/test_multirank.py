@@ -7,13 +7,12 @@ split the data, took the steps of the global batch, and ended with identical wei
 
 import csv
 import json
-import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, free_port, run_command, run_process
+from conftest import ROOT, free_port, run_command, run_process, script_env
 
 DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
 
@@ -155,8 +154,7 @@ def assert_one_rank_refuses_the_two_rank_checkpoint(out: Path, model: Path, reco
            "--model_name_or_path", str(model), "--train_file", str(records / "train.csv"), "--do_train",
            "--output_dir", str(out), "--max_steps", "6", "--report_to", "none", "--deepspeed",
            str(ROOT / "ds_config.json"), "--per_device_train_batch_size", "4", "--gradient_accumulation_steps", "4"]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if k != "TENSORBOARD_LOGGING_DIR"}
-    proc = run_process(cmd, env={**env, "PYTHONPATH": str(ROOT)}, timeout=600)
+    proc = run_process(cmd, env=script_env(), timeout=600)
     said = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert proc.returncode != 0 and said == [
         f"error: cannot resume from {ckpt}: it was saved under DeepSpeed ZeRO stage 2 on 2 processes and this run "

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import ROOT, free_port, run_process
+from conftest import ROOT, free_port, run_process, script_env
 
 from domainlm.args import RunArguments
 from domainlm.errors import UserError
@@ -202,12 +202,6 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_model_dir, r
 
 
 # --- through the real scripts -------------------------------------------------------------------------------
-
-
-def script_env(**extra) -> dict:
-    env = {k: v for k, v in os.environ.items() if k != "TENSORBOARD_LOGGING_DIR"}
-    env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", **extra)
-    return env
 
 
 @pytest.mark.slow

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, script_env
 
-ROOT = Path(__file__).resolve().parents[1]
 # "Café – naïve “quotes”" as Windows writes it: é is byte 0xe9, the dash 0x96, the quotes 0x93 and 0x94.
 WINDOWS_TEXT = "Café – naïve “quotes”"
 CP1252 = WINDOWS_TEXT.encode("cp1252")
@@ -47,7 +47,7 @@ class Case:
 
 
 def _run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+    env = script_env(TOKENIZERS_PARALLELISM="false")
     return subprocess.run(
         [sys.executable, str(ROOT / script), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )

@@ -13,6 +13,7 @@ import unicodedata
 from pathlib import Path
 
 import pytest
+from conftest import ROOT, script_env
 
 from domainlm.data import load_text_dataset
 from domainlm.errors import UserError, run_cli
@@ -20,7 +21,6 @@ from domainlm.text2csv import STATS_FILE, Text2CsvArgs, TokenCutter, normalise, 
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is absent (real data lives outside the repo)")
 
@@ -168,7 +168,7 @@ def test_help_imports_nothing_heavy():
         "except SystemExit:\n    pass\n"
         "print('heavy:', sorted({'torch', 'transformers', 'datasets'} & set(sys.modules)))\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env = script_env()
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert (
         out.stdout.startswith("usage: text2csv.py")
