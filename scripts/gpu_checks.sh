@@ -23,9 +23,7 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 PY="${PYTHON:-python3}"
 if compgen -G ".whl/*.whl" >/dev/null; then
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
-  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-  # the launcher `deepspeed` the tests call sits next to the interpreter
-  [[ -x /tmp/site/bin/deepspeed ]] && ln -sf /tmp/site/bin/deepspeed "$(dirname "$(command -v "$PY")")/deepspeed" 2>/dev/null
+  export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}" PATH="/tmp/site/bin:$PATH"  # PATH: the `deepspeed` launcher
 fi
 {
   date -u +"%Y-%m-%d %H:%M UTC"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -170,3 +171,13 @@ def run_command(cmd: list[str], cwd: Path, timeout: int = 900) -> subprocess.Com
 
 
 PYTHON = sys.executable
+
+
+def deepspeed_launcher() -> str:
+    """The ``deepspeed`` launcher beside this interpreter, else the first on ``PATH`` (DeepSpeed installed
+    with ``pip --target`` elsewhere, as ``scripts/gpu_checks.sh`` does on a machine without a package index)."""
+    beside = Path(sys.executable).parent / "deepspeed"
+    return str(beside) if beside.exists() else shutil.which("deepspeed") or str(beside)
+
+
+DEEPSPEED = deepspeed_launcher()

@@ -6,13 +6,10 @@ The first run on a machine compiles DeepSpeed's CPU ops (about two minutes); lat
 import json
 import math
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port, run_command
-
-DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
+from conftest import DEEPSPEED, ROOT, free_port, run_command
 
 pytestmark = pytest.mark.slow
 

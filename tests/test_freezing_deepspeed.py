@@ -1,15 +1,12 @@
 """Freezing and per-layer learning rates under DeepSpeed (real launcher, CPU)."""
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, free_port, run_command
+from conftest import DEEPSPEED, ROOT, free_port, run_command
 from test_freezing import changed, load
 
-DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
 pytestmark = pytest.mark.slow
 
 

@@ -2,14 +2,11 @@
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, free_port, run_command
+from conftest import DEEPSPEED, ROOT, free_port, run_command
 from test_modeling import NEO, save_tiny_neo
-
-DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
 
 pytestmark = pytest.mark.slow
 

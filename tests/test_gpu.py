@@ -10,14 +10,11 @@ run_clm adds the row, and DeepSpeed's dynamic loss scale (ds_config*.json: 2^16 
 
 import json
 import math
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, free_port, run_command, run_process, script_env
-
-DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
+from conftest import DEEPSPEED, ROOT, free_port, run_command, run_process, script_env
 
 pytestmark = pytest.mark.gpu
 

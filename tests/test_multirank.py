@@ -7,14 +7,11 @@ split the data, took the steps of the global batch, and ended with identical wei
 
 import csv
 import json
-import sys
 from pathlib import Path
 
 import pytest
 import torch
-from conftest import ROOT, free_port, run_command, run_process, script_env
-
-DEEPSPEED = str(Path(sys.executable).parent / "deepspeed")
+from conftest import DEEPSPEED, ROOT, free_port, run_command, run_process, script_env
 
 pytestmark = pytest.mark.slow
 
