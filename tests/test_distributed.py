@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, free_port
 
 SCRIPT = """
@@ -36,7 +37,9 @@ import logging
 logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
 start()
 kept = [dist.new_group([0])]  # as ZeRO-3 keeps its groups: Gloo's threads outlive destroy_process_group
-print("kept a group", flush=True)
+from domainlm.distributed import gloo_threads
+
+print("kept a group", gloo_threads() > 0, flush=True)
 run_cli(lambda argv: None)
 print("not reached")
 """
@@ -46,9 +49,13 @@ def test_a_successful_run_takes_the_process_group_down_or_leaves_before_shutdown
     script = SCRIPT.replace("{port}", str(free_port()))
     proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.split("\n") == ["0 False", "2 True", "0 False", "kept a group", ""]
+    *before, kept, end = proc.stdout.split("\n")
+    assert [*before, end] == ["0 False", "2 True", "0 False", ""]
     lines = proc.stderr.strip().split("\n")
     assert "error: bad flag" in lines
+    if kept == "kept a group False":
+        pytest.skip("this system does not show thread names in /proc/self/task/*/comm")
+    assert kept == "kept a group True"
     # how many threads Gloo runs per group is its own business; that some outlive the group is the point
     assert re.fullmatch(
         r"domainlm\.distributed: [1-9]\d* Gloo worker threads outlive the process group; leaving without "
