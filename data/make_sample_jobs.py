@@ -55,7 +55,7 @@ INDUSTRIES = [
         "key": "software",
         "hourly": False,
         "pay": 95000,
-        "degree": "Computer Science or a related field",
+        "degree": "Informatics, Computer Science or similar subjects",
         "roles": _bar(
             "Software Engineer|Backend Engineer|Frontend Developer|Full-Stack Developer|Site Reliability Engineer"
         ),
@@ -82,7 +82,7 @@ INDUSTRIES = [
         "key": "data",
         "hourly": False,
         "pay": 100000,
-        "degree": "Statistics, Mathematics, Computer Science or a similar quantitative field",
+        "degree": "Statistics, Computer Science, Mathematics or a similar quantitative field",
         "roles": _bar("Data Scientist|Data Analyst|Data Engineer|Machine Learning Engineer|Analytics Engineer"),
         "areas": _bar("Data Science|Analytics|Data Platform"),
         "specs": _bar("Recommendation Systems|Pricing|Growth Analytics|Forecasting|Marketplace|Fraud Detection"),
@@ -90,7 +90,7 @@ INDUSTRIES = [
             "an online marketplace connecting local makers with buyers|a food-delivery platform|a subscription streaming service|a health-insurance provider modernising its data stack"
         ),
         "suffixes": _bar("Analytics|Data|AI|Insights"),
-        "team": "data scientists, analysts and engineers",
+        "team": "analysts, data scientists and engineers",
         "objects": _bar("product teams|business stakeholders|our models|decision makers"),
         "skills": _bar(
             "SQL|Python|dbt|Airflow|Spark|A/B testing|causal inference|time series forecasting|machine learning|feature engineering|Tableau|Looker|data modelling|statistics|experiment design|Snowflake|BigQuery|recommendation systems|NLP|PyTorch|scikit-learn|data quality|stakeholder management|ETL pipelines|MLOps|dashboarding"
@@ -98,7 +98,7 @@ INDUSTRIES = [
         "duties": [
             "Turn messy business questions into clear analyses using {s}.",
             "Build and maintain reliable models and pipelines with {s}.",
-            "Present findings to non-technical audiences and explain where {s} helps (and where it doesn't).",
+            "Present findings to non-technical colleagues and show where {s} helps (and where it doesn't).",
             "Define metrics and guard their quality through {s}.",
             "Run experiments end to end, with {s} at the core of the analysis.",
         ],
@@ -293,7 +293,7 @@ INDUSTRIES = [
         "key": "marketing",
         "hourly": False,
         "pay": 78000,
-        "degree": "Marketing, Communications or a related field",
+        "degree": "Marketing, Communications or a kindred subject",
         "roles": _bar(
             "Marketing Executive|Content Marketer|Performance Marketing Specialist|Product Marketing Manager|SEO Specialist"
         ),
@@ -508,7 +508,7 @@ MODES = ["On-site", "Hybrid", "Hybrid, 3 days in the office", "Remote within the
 
 RESP_1 = [
     "Put your {s} skills to work every day for {obj}.",
-    "Own your work in {s} end to end, from planning through to follow-up.",
+    "Own your work in {s} from start to finish, planning through to follow-up.",
     "Improve how the team approaches {s}, and write down what works (and what doesn't).",
     "Work closely with {dept} on projects that involve {s}.",
     "Share progress on {s} with the team each week and flag risks early.",
@@ -527,7 +527,7 @@ RESP_0 = [
     "Contribute ideas in team meetings and help shape how we work.",
     "Follow company policies, including health, safety and data protection.",
     "Represent {co} professionally with {obj} and partners.",
-    "Take on ad-hoc projects as the team grows; there's always something new to learn.",
+    "Pick up ad-hoc projects while the team grows; there's always something new to learn.",
 ]
 LEAD_RESP = [
     "Lead, coach and develop a team of {n} {team}.",
@@ -540,10 +540,10 @@ DIRECTOR_RESP = [
     "Represent {area} on the leadership team and with the board.",
 ]
 REQ_1 = [
-    "Solid working knowledge of {s}.",
+    "Solid, practical knowledge of {s}.",
     "Confidence using {s} in a busy, fast-changing environment.",
     "A track record of delivering results through {s}.",
-    "Genuine curiosity about {s} and a willingness to keep learning.",
+    "Genuine curiosity about {s} and an eagerness to keep learning.",
 ]
 REQ_2 = ["Practical knowledge of {s} and {s2}.", "Experience with {s}; familiarity with {s2} is a strong plus."]
 NICE_1 = [
@@ -649,8 +649,8 @@ def experience_req(rng, level, s):
     years = "a year's" if n == 1 else f"{n} years'"
     return rng.choice(
         [
-            f"{n}+ years of hands-on experience with {s}.",
-            f"At least {years} experience in {s}, ideally in a similar role.",
+            f"{n}+ years of hands-on practice using {s}.",
+            f"At least {years} experience in {s}, ideally in a comparable role.",
         ]
     )
 
@@ -811,10 +811,10 @@ def make_posting(rng, ind, level):
     ]
     extra_resp += [t.format(**ctx, obj=rng.choice(ind["objects"])) for t in RESP_0]
     extra_req = [
-        f"A degree in {ind['degree']}, or equivalent practical experience.",
+        f"A degree in {ind['degree']}, or matching hands-on know-how.",
         "A calm, organised approach and great attention to detail.",
         "Excellent written and spoken English" + (f"; {city[4]} is a big plus." if city[4] else "."),
-        f"The right to work in {the(city[1])} "
+        f"Legal eligibility for employment in {the(city[1])} "
         + rng.choice(["(we can't offer visa sponsorship for this role).", "(we're happy to sponsor visas)."]),
         "You're someone who enjoys working with people and isn't afraid to ask for help.",
     ]
