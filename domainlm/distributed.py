@@ -20,7 +20,7 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
@@ -75,6 +75,14 @@ def refill_deepspeed_config(training_args: TrainingArguments) -> None:
     training_args.deepspeed_plugin = DeepSpeedPlugin(hf_ds_config=training_args.hf_deepspeed_config)
 
 
+def _process_group_module() -> Any:
+    """``torch.distributed`` when this process has started a process group, else None (torch not imported for it)."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is None or not dist.is_available() or not dist.is_initialized():
+        return None
+    return dist
+
+
 def release_process_group() -> None:
     """Take torch.distributed's process group down, if this process has one, at the end of a successful run.
 
@@ -91,8 +99,8 @@ def release_process_group() -> None:
 
     Does not import torch when the script never did.
     """
-    dist = sys.modules.get("torch.distributed")
-    if dist is None or not dist.is_available() or not dist.is_initialized():
+    dist = _process_group_module()
+    if dist is None:
         return
     remove_shm_buffer()
     dist.destroy_process_group()
@@ -117,8 +125,8 @@ def remove_shm_buffer() -> None:
     """Unlink this rank's ``shm_buffer`` when a DeepSpeed run made one. Every rank mapped the buffers of
     the others while DeepSpeed started, so the name can go while the processes still run; the memory is
     freed when the last of them ends."""
-    dist = sys.modules.get("torch.distributed")
-    if "deepspeed" not in sys.modules or dist is None or not dist.is_available() or not dist.is_initialized():
+    dist = _process_group_module()
+    if dist is None or "deepspeed" not in sys.modules:
         return
     with contextlib.suppress(FileNotFoundError):
         shm_buffer(dist.get_rank()).unlink()

@@ -31,3 +31,20 @@ def tiny_gpt2(attn: str = "sdpa", attn_pdrop: float = 0.0) -> Any:
         attn_pdrop=attn_pdrop, resid_pdrop=0.0, embd_pdrop=0.0, scale_attn_by_inverse_layer_idx=True,
     )  # fmt: skip
     return AutoModelForCausalLM.from_config(config, attn_implementation=attn).eval()
+
+
+def loss_and_grads(model: Any, inputs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """One forward and backward pass without a cache: the loss and every parameter's gradient."""
+    loss = model(**inputs, use_cache=False).loss
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}
+
+
+def assert_same_loss_and_grads(expected: tuple[Any, dict[str, Any]], actual: tuple[Any, dict[str, Any]]) -> None:
+    """Losses within 1e-6, gradients within 1e-5 (absolute) or 1e-4 (relative), parameter by parameter."""
+    import torch
+
+    (loss, grads), (other_loss, other_grads) = expected, actual
+    assert torch.allclose(other_loss, loss, atol=1e-6)
+    for name, grad in grads.items():
+        torch.testing.assert_close(other_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)

@@ -13,7 +13,7 @@ import itertools
 import pytest
 import torch
 from conftest import record_rows, write_text_csv
-from packed_rows import RECORDS, packed_features, tiny_gpt2
+from packed_rows import RECORDS, assert_same_loss_and_grads, loss_and_grads, packed_features, tiny_gpt2
 
 import domainlm.packed_attention as pa
 from domainlm.data import CausalLMCollator, flash_varlen_kwargs
@@ -117,14 +117,9 @@ def test_flash_path_loss_and_gradients_equal_the_mask_path(kernels):
         if flash:
             on_flash(model)
             inputs.update({k: v for k, v in batch.items() if k not in inputs})
-        loss = model(**inputs, use_cache=False).loss
-        loss.backward()
-        runs.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (mask_loss, mask_grads), (flash_loss, flash_grads) = runs
+        runs.append(loss_and_grads(model, inputs))
     assert kernels.varlen_calls  # the flash run did take the varlen kernel
-    assert torch.allclose(flash_loss, mask_loss, atol=1e-6)
-    for name, grad in mask_grads.items():
-        torch.testing.assert_close(flash_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+    assert_same_loss_and_grads(*runs)  # the mask path, then flash
 
 
 def test_training_entry_point_sends_the_arguments(tmp_path, tiny_model_dir, kernels, monkeypatch):

@@ -11,7 +11,7 @@ import json
 import pytest
 import torch
 from conftest import record_rows, write_text_csv
-from packed_rows import RECORDS, packed_features, tiny_gpt2
+from packed_rows import RECORDS, assert_same_loss_and_grads, loss_and_grads, packed_features, tiny_gpt2
 
 import domainlm.packed_attention as pa
 from domainlm.data import CausalLMCollator
@@ -74,13 +74,8 @@ def test_rows_end_to_end_give_the_same_loss_and_gradients():
         assert pa.use_packed_attention(model)
         batch = CausalLMCollator(pad_token_id=1, flatten=flatten)(packed_features())
         assert batch["input_ids"].shape == ((1, 15) if flatten else (2, 12))
-        loss = model(**batch, use_cache=False).loss
-        loss.backward()
-        runs.append((loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()}))
-    (padded_loss, padded_grads), (flat_loss, flat_grads) = runs
-    assert torch.allclose(flat_loss, padded_loss, atol=1e-6)
-    for name, grad in padded_grads.items():
-        torch.testing.assert_close(flat_grads[name], grad, atol=1e-5, rtol=1e-4, msg=name)
+        runs.append(loss_and_grads(model, batch))
+    assert_same_loss_and_grads(*runs)  # padded rows, then rows end to end
 
 
 def mask_config(name):
