@@ -15,7 +15,6 @@ the same settings gives the same text, alone or in any batch.
 
 import argparse
 import sys
-from pathlib import Path
 
 from domainlm.errors import run_cli
 from domainlm.generation import add_generation_arguments
@@ -40,12 +39,23 @@ def make_parser() -> argparse.ArgumentParser:
 def main(argv=None):
     from domainlm.errors import UserError
     from domainlm.generation import Prompt, generate_batch, load_model_dir, prompts_from_file, settings_from_args
+    from domainlm.tables import check_output_file
     from domainlm.template import KEYWORD_JOINER, clean_keywords, format_prompt
 
     args = make_parser().parse_args(argv)
-    settings = settings_from_args(args)  # bad settings fail before the model loads
-    if args.output and Path(args.output).suffix.lower() not in OUTPUT_SUFFIXES:
-        raise UserError(f"--output {args.output}: use a .jsonl or .csv file name")
+    settings = settings_from_args(args)  # bad input fails here, before the model loads
+    if args.output:
+        check_output_file(args.output, "--output", OUTPUT_SUFFIXES)
+    given = [flag for flag in ("--prompts_file", "--title", "--prompt") if getattr(args, flag[2:]) is not None]
+    if len(given) > 1:
+        raise UserError(f"{' and '.join(given)}: give only one of them")
+    if args.num_prompts is not None and not args.prompts_file:
+        raise UserError("--num_prompts counts the rows of --prompts_file; give one, or leave --num_prompts out")
+    if args.num_prompts is not None and args.num_prompts < 1:
+        raise UserError(f"--num_prompts {args.num_prompts}: must be at least 1")
+    for flag in ("--title", "--prompt"):
+        if getattr(args, flag[2:]) is not None and not getattr(args, flag[2:]).strip():
+            raise UserError(f"{flag} is empty; give some text")
     if args.prompts_file:
         prompts = prompts_from_file(args.prompts_file, args.num_prompts)
     elif args.title:

@@ -11,10 +11,11 @@
 #   MODEL       a model folder or hub name to fine-tune; empty trains a new GPT-2 from a config  []
 #   MODEL_CONFIG  config of the new model (MODEL empty)        [n_layer=4,n_embd=256,n_head=4,n_positions=1024,...]
 #   VOCAB_SIZE  size of the new tokenizer (MODEL empty)        [8000]
-#   NUM_GPUS    processes (GPUs) for deepspeed                 [1]
-#   HOSTFILE    DeepSpeed hostfile for several machines        []
+#   NUM_GPUS    processes (GPUs) for deepspeed on this machine [1]
+#   HOSTFILE    DeepSpeed hostfile for several machines; its slots replace NUM_GPUS  []
 #   MASTER_PORT port the processes meet on                     [a free one]
 #   DS_CONFIG   ds_config.json (ZeRO-2, optimizer on CPU) or ds_config_zero3.json (ZeRO-3, all offloaded)
+#               [ds_config.json]
 #   BATCH_SIZE  sequences per GPU per step                     [8]
 #   GRAD_ACCUM  gradient accumulation steps                    [1]
 #   EPOCHS      passes over the data                           [4]
@@ -26,6 +27,9 @@
 #   PRECISION   extra precision flag: --fp16 or --bf16 on GPUs []
 #   NUM_SAMPLES postings generated at the end                  [3]
 #   EVAL_PROMPTS validation prompts the evaluation generates from, twice each; 0 skips it  [all]
+#   HF_HUB_OFFLINE  1: never reach the model hub           [1 when MODEL is empty, else 0]
+#   PYTHON      interpreter that creates .venv (no venv active) [python3]
+#   TORCH_CPU_VERSION  torch installed where no NVIDIA GPU is found [2.13.0]
 #
 # Effective batch = BATCH_SIZE x GRAD_ACCUM x NUM_GPUS sequences per optimizer step:
 #   default:          8 x 1 x 1 =  8 postings/step (~3,700 tokens at ~460 tokens/posting)
@@ -77,7 +81,11 @@ else
   BASE_MODEL=$MODEL
 fi
 
-step "3/5 fine-tuning with DeepSpeed ($DS_CONFIG, $NUM_GPUS process(es), batch $BATCH_SIZE x $GRAD_ACCUM x $NUM_GPUS)"
+if [[ -n "$HOSTFILE" ]]; then
+  step "3/5 fine-tuning with DeepSpeed ($DS_CONFIG, the slots of $HOSTFILE, batch $BATCH_SIZE x $GRAD_ACCUM x slots)"
+else
+  step "3/5 fine-tuning with DeepSpeed ($DS_CONFIG, $NUM_GPUS process(es), batch $BATCH_SIZE x $GRAD_ACCUM x $NUM_GPUS)"
+fi
 # a free port for the processes to meet on, unless MASTER_PORT says which
 MASTER_PORT=${MASTER_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
 LAUNCH=(deepspeed --num_gpus="$NUM_GPUS" --master_port "$MASTER_PORT")

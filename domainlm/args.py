@@ -224,6 +224,17 @@ LEGACY_SWITCHES: dict[str, tuple[str, str]] = {
 }
 
 
+def legacy_help() -> str:
+    """The 4.x flags accepted besides the ones ``--help`` lists, and what each stands for."""
+    meaning = {
+        "logging_dir": "sets the TensorBoard folder",
+        "save_safetensors": "accepted; weights are always safetensors",
+    }
+    items = [f"--{old} (--{new})" if new else f"--{old} ({meaning[old]})" for old, new in LEGACY_FLAGS.items()]
+    items += [f"--{old} (--{new} {value})" for old, (new, value) in LEGACY_SWITCHES.items()]
+    return "4.x flags, also accepted: " + ", ".join(items) + "."
+
+
 def _is_true(value: Any) -> bool:
     return value is True or str(value).lower() in ("true", "1", "yes")
 
@@ -341,6 +352,7 @@ def parse_args(
 
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
+    parser.epilog = legacy_help()
     if len(argv) == 1 and argv[0].endswith(".json"):
         from domainlm.tables import read_text
 

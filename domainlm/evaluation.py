@@ -25,10 +25,11 @@ before and after fine-tuning; and writes
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import statistics
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -218,8 +219,37 @@ def base_model(base: str, model_dir: Path, seed: int = 0) -> tuple[Any, str]:
     from domainlm.modeling import load_model, load_tokenizer
 
     args = ModelArguments(model_name_or_path=base)
-    model = load_model(args, load_tokenizer(args))
+    with _as_base_model_flag():
+        model = load_model(args, load_tokenizer(args))
     return model.eval(), f"`{base}`"
+
+
+@contextlib.contextmanager
+def _as_base_model_flag() -> Iterator[None]:
+    """The loaders name ``--model_name_or_path`` in their errors; here the flag is ``--base_model``."""
+    try:
+        yield
+    except UserError as err:
+        raise UserError(str(err).replace("--model_name_or_path", "--base_model", 1)) from None
+
+
+def check_base_model(base: str | None) -> None:
+    """Before anything is generated: one line naming ``--base_model`` when it cannot be loaded. Its
+    config and tokenizer are read now (from the hub for a hub name), and a folder must hold weights."""
+    if base is None or base == "init":
+        return
+    from domainlm.args import ModelArguments
+    from domainlm.modeling import WEIGHT_FILES, load_config, load_tokenizer
+
+    args = ModelArguments(model_name_or_path=base)
+    with _as_base_model_flag():
+        load_config(args)
+        load_tokenizer(args)
+    if Path(base).is_dir() and not any((Path(base) / f).is_file() for f in WEIGHT_FILES):
+        raise UserError(
+            f"--base_model {base}: the folder holds no weights; give the model training started from, "
+            "init (a model trained from scratch), or none"
+        )
 
 
 # ---- the evaluation run ------------------------------------------------------------------------
@@ -279,10 +309,14 @@ def run_evaluation(
     and ``report.md`` (with its PNGs) into ``output_dir``. Returns the results."""
     from domainlm.generation import generate_batch, load_model_dir
     from domainlm.report import write_report
-    from domainlm.tables import write_json, write_jsonl
+    from domainlm.tables import check_output_dir, write_json, write_jsonl
 
     model_dir, output_dir = Path(model_dir), Path(output_dir)
+    if num_prompts is not None and num_prompts < 1:
+        raise UserError(f"--num_prompts {num_prompts}: must be at least 1")
+    check_output_dir(output_dir)
     prompts, skipped = eval_prompts(validation_file, num_prompts)
+    check_base_model(base)
     model, tokenizer = load_model_dir(model_dir)
     n = len(prompts)
     texts = {

@@ -347,7 +347,8 @@ def generate_batch(
     if not prompts:
         return []
     seeds = seeds if seeds is not None else [settings.seed + i for i in range(len(prompts))]
-    encoded = [tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    # verbose=False: the length check below says what to do about a prompt longer than the context
+    encoded = [tokenizer(p, add_special_tokens=False, verbose=False)["input_ids"] for p in prompts]
     for i, ids in enumerate(encoded):
         if not ids:
             raise UserError(f"prompt {i + 1} is empty")
@@ -355,8 +356,9 @@ def generate_batch(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
     n_ret = settings.num_return_sequences
     results: dict[int, list[Generation]] = {}
+    batches = plan_batches([len(e) for e in encoded], context_length(model.config), settings)
     bar = tqdm(total=len(prompts), unit="prompt", desc="generating", disable=not progress)
-    for batch, new in plan_batches([len(e) for e in encoded], context_length(model.config), settings):
+    for batch, new in batches:
         width = max(len(encoded[i]) for i in batch)
         # beam search returns its n best itself; sampling gets each prompt n times, one row per return
         rows = batch if settings.strategy == "beam" else [i for i in batch for _ in range(n_ret)]

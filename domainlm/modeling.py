@@ -40,7 +40,13 @@ ATTN_IMPLEMENTATIONS = {"gpt2": ("eager", "sdpa", "flash_attention_2"), "gpt_neo
 
 
 def _hub_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> Any:
-    """``loader.from_pretrained(name)`` for a hub name, with a one-line error when it cannot be had."""
+    """``loader.from_pretrained(name)`` for a hub name, with a one-line error when it cannot be had.
+
+    A name that can only be a path (absolute, ``./``, ``../``, ``~``, or more than one ``/``; hub names
+    are ``name`` or ``owner/name``) is a folder that does not exist, and the error says so.
+    """
+    if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or name in (".", ".."):
+        raise UserError(f"{flag} {name}: no such folder")
     try:
         return loader.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as err:

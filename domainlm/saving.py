@@ -16,11 +16,20 @@ _LAST = ("config.json",)
 
 
 def move_files_into(src_dir: Path, output_dir: Path) -> list[str]:
-    """Rename every file under ``src_dir`` to the same place under ``output_dir``; config.json last."""
+    """Rename every file under ``src_dir`` to the same place under ``output_dir``; config.json last.
+
+    Each file gets the permissions of a file the user creates (0644 under umask 022): the weights that
+    transformers writes are 0600, which a colleague or a serving container under another user could
+    not read.
+    """
+    from domainlm.tables import file_mode
+
+    mode = file_mode()
     files = sorted((p for p in src_dir.rglob("*") if p.is_file()), key=lambda p: (p.name in _LAST, str(p)))
     for src in files:
         dst = output_dir / src.relative_to(src_dir)
         dst.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(src, mode)
         os.replace(src, dst)
     return [str(p.relative_to(src_dir)) for p in files]
 

@@ -27,10 +27,11 @@ from domainlm.errors import UserError
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
 
 
-def _umask() -> int:
+def file_mode() -> int:
+    """The permissions a new file gets from ``open`` under the current umask (0644 under umask 022)."""
     mask = os.umask(0)
     os.umask(mask)
-    return mask
+    return 0o666 & ~mask
 
 
 TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".pkl", ".pickle")
@@ -47,7 +48,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+        os.chmod(tmp, file_mode())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -65,6 +66,22 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--output_dir") -> Non
             if folder == path:
                 raise UserError(f"{flag} {path} is a file; give a folder")
             raise UserError(f"{flag} {path}: {folder} is a file, not a folder; give another folder")
+
+
+def check_output_file(path: str | os.PathLike, flag: str, suffixes: Sequence[str] = ()) -> None:
+    """A UserError now, before any work, when ``path`` cannot become a file: it is a folder, a folder
+    above it is a file, or its suffix is not one of ``suffixes`` (when given)."""
+    path = Path(path)
+    if suffixes and path.suffix.lower() not in suffixes:
+        names = " or ".join(suffixes)
+        raise UserError(f"{flag} {path}: use a {names} file name")
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a file name")
+    for folder in path.absolute().parents:
+        if folder.exists() or folder.is_symlink():
+            if folder.is_dir():
+                return
+            raise UserError(f"{flag} {path}: {folder} is a file, not a folder; give another path")
 
 
 class StagedFolder:

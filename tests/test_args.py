@@ -95,3 +95,15 @@ def test_bad_flags_get_one_clear_line(argv, message):
     with pytest.raises(UserError, match=None) as err:
         parse_args(argv)
     assert message in str(err.value)
+
+
+def test_help_lists_the_accepted_4x_flags(capsys):
+    from domainlm.args import LEGACY_FLAGS, LEGACY_SWITCHES
+
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    printed = " ".join(capsys.readouterr().out.split())  # argparse wraps the epilog
+    for old in [*LEGACY_FLAGS, *LEGACY_SWITCHES]:
+        assert f"--{old} (" in printed
+    assert "--evaluation_strategy (--eval_strategy)" in printed
+    assert "--group_by_length (--train_sampling_strategy group_by_length)" in printed

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 
 import pytest
 from conftest import write_text_csv
@@ -182,3 +183,37 @@ def test_keyword_use_tells_a_model_that_reads_its_keywords(memorised_dir):
     same = [EvalPrompt("Baker", "bread", "Bake bread."), EvalPrompt("Cook", "bread", "Cook.")]
     assert keyword_use(model, tok, same) is None  # one keyword list: nothing to swap in
     assert keyword_use(model, tok, [EvalPrompt("Baker", "bread", None), prompts[1]]) is None
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--num_prompts", "0"], r"--num_prompts 0: must be at least 1"),
+        (["--output_dir", "{tmp}/notes.txt"], r"--output_dir {tmp}/notes\.txt is a file; give a folder"),
+        (["--base_model", "{tmp}/no/such/model"], r"--base_model {tmp}/no/such/model: no such folder"),
+        (["--base_model", "{tmp}/empty"], r"--base_model {tmp}/empty: no config\.json in that folder; .*"),
+        (["--base_model", "{tmp}/no_weights"], r"--base_model {tmp}/no_weights: the folder holds no weights; .*"),
+        (["--base_model", "gtp2"], r"--base_model gtp2: not a local folder, and the config could not be loaded .*"),
+    ],
+)
+def test_evaluation_refuses_bad_flags_before_generating(memorised_dir, tmp_path, monkeypatch, flags, message):
+    import domainlm.generation
+    from evaluate_model import main
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("generation started before the flags were checked")
+
+    monkeypatch.setattr(domainlm.generation, "generate_batch", must_not_run)
+    write_text_csv(tmp_path / "validation.csv", [{"text": ROWS[0]}])
+    (tmp_path / "notes.txt").write_text("notes")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "no_weights").mkdir()
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "no_weights" / name).write_bytes((memorised_dir / name).read_bytes())
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    with pytest.raises(UserError) as err:
+        main(["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv"), *flags])
+    assert re.fullmatch(message.format(tmp=re.escape(str(tmp_path))), str(err.value)), str(err.value)
+    assert not (tmp_path / "notes.txt").is_dir() and (tmp_path / "notes.txt").read_text() == "notes"

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import re
 
 import pytest
 from conftest import write_text_csv
@@ -186,3 +187,46 @@ def test_generate_script_writes_jsonl_and_csv_rows_with_seed_and_settings(memori
     assert {r["strategy"] for r in table} == {"top_k_top_p"} and {r["top_p"] for r in table} == {"0.95"}
     with pytest.raises(UserError, match=r"--output out\.txt: use a \.jsonl or \.csv"):
         main(["--model_dir", str(memorised_dir), "--prompt", "x", "--output", "out.txt"])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--title", "Baker", "--prompt", "Bake"], r"--title and --prompt: give only one of them"),
+        (["--prompts_file", "p.csv", "--title", "Baker"], r"--prompts_file and --title: give only one of them"),
+        (["--prompt", "  "], r"--prompt is empty; give some text"),
+        (["--title", ""], r"--title is empty; give some text"),
+        (["--prompt", "Bake", "--num_prompts", "2"], r"--num_prompts counts the rows of --prompts_file; .*"),
+        (["--prompts_file", "p.csv", "--num_prompts", "0"], r"--num_prompts 0: must be at least 1"),
+        (["--prompts_file", "p.csv", "--num_prompts", "-2"], r"--num_prompts -2: must be at least 1"),
+        (
+            ["--prompt", "Bake", "--output", "{tmp}/runs.jsonl"],
+            r"--output {tmp}/runs\.jsonl is a folder; give a file name",
+        ),
+        (
+            ["--prompt", "Bake", "--output", "{tmp}/notes.txt/out.csv"],
+            r"--output {tmp}/notes\.txt/out\.csv: {tmp}/notes\.txt is a file, not a folder; give another path",
+        ),
+    ],
+)
+def test_generate_script_refuses_bad_input_before_loading_the_model(tmp_path, flags, message):
+    from generate import main
+
+    (tmp_path / "runs.jsonl").mkdir()
+    (tmp_path / "notes.txt").write_text("notes")
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    # the model folder does not exist: each refusal must come before the model is read
+    with pytest.raises(UserError) as err:
+        main(["--model_dir", str(tmp_path / "no_model"), *flags])
+    assert re.fullmatch(message.format(tmp=re.escape(str(tmp_path))), str(err.value)), str(err.value)
+
+
+def test_a_prompt_longer_than_the_context_is_refused_before_any_output(tiny, capfd):
+    model, tok = tiny
+    context = model.config.n_positions
+    long = " ".join(["bread"] * (context + 10))
+    with pytest.raises(UserError, match=rf"prompt 2 is \d+ tokens: the model's whole context of {context}; shorten it"):
+        generate_batch(model, tok, ["Baker<|SEP|>", long], GenerationSettings(strategy="greedy"), progress=True)
+    captured = capfd.readouterr()
+    assert "generating" not in captured.err  # no progress bar started
+    assert "indexing errors" not in captured.err  # nor the tokenizer's warning, which the error replaces

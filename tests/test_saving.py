@@ -30,6 +30,26 @@ def test_files_are_moved_in_with_config_last(tmp_path):
     assert not (tmp_path / "out" / ".saving").exists()
 
 
+def test_moved_files_get_the_permissions_of_a_new_file(tmp_path):
+    """transformers writes model.safetensors 0600; the saved folder's files follow the umask instead."""
+    import os
+    import stat
+
+    def save(folder):
+        for name, mode in (("model.safetensors", 0o600), ("config.json", 0o644)):
+            with open(f"{folder}/{name}", "w") as f:
+                f.write(name)
+            os.chmod(f"{folder}/{name}", mode)
+
+    old = os.umask(0o027)
+    try:
+        save_atomically(save, tmp_path / "out")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}
+    assert modes == {"model.safetensors": 0o640, "config.json": 0o640}
+
+
 def test_tied_head_copy_is_dropped_only_when_equal():
     import torch
     from transformers import GPT2Config, GPT2LMHeadModel

@@ -84,6 +84,15 @@ def test_hub_name_offline_says_what_is_missing(tmp_path, monkeypatch):
     assert "--model_name_or_path gpt2-xl: not a local folder" in str(err.value)
 
 
+@pytest.mark.parametrize("name", ["./finetuned", "/no/such/model", "runs/gpt2/final", "~/models/gpt2"])
+def test_a_path_that_does_not_exist_is_not_sent_to_the_hub(tmp_path, name):
+    write_text_csv(tmp_path / "train.csv", [{"text": ROW}])
+    with pytest.raises(UserError) as err:
+        main(["--model_name_or_path", name, "--train_file", str(tmp_path / "train.csv"), "--do_train",
+              *common(tmp_path)])  # fmt: skip
+    assert str(err.value) == f"--model_name_or_path {name}: no such folder"
+
+
 def test_bf16_without_a_gpu_trains_on_the_cpu_in_bfloat16(tmp_path, tiny_model_dir, caplog):
     """``--bf16`` without a GPU: ``--use_cpu`` is added (transformers would refuse), the Trainer autocasts
     to bfloat16 on the CPU, and the saved weights stay float32."""
