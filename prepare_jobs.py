@@ -36,7 +36,7 @@ def main(argv=None):
     args = parse_arguments(argv, description=__doc__)
     stats = prepare_jobs(args)
     print(summary(stats), flush=True)
-    print(f"wrote {args.output_dir}/train.csv, validation.csv and prepare_stats.json", flush=True)
+    print(f"wrote {', '.join(f'{args.output_dir}/{name}' for name in stats['outputs'])}", flush=True)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--output_dir", help="folder for train.csv, validation.csv, text2csv_stats.json (guide: .)")
     parser.add_argument("--validation", nargs="+", metavar="INPUT", help="validation inputs, same kinds as INPUT")
-    parser.add_argument("--column", default="text", help="column that holds the text in csv/json inputs")
+    parser.add_argument("--column", help="column that holds the text in csv/json inputs (default: text)")
     parser.add_argument(
         "--split",
         choices=["file", "line", "paragraph", "separator", "tokens"],

@@ -6,7 +6,8 @@ by MMR when absent or with ``--reextract``) -> length filter (postings outside t
 dropped, never truncated) -> split, postings sharing a text kept on one side -> write
 ``train.csv``, ``validation.csv`` and ``prepare_stats.json``.
 
-Every check that can fail runs before the first file is written.
+Every check that can fail runs before the first file is written. A run without a validation split
+removes the ``validation.csv`` an earlier run wrote and leaves one that is not from prepare_jobs.
 """
 
 from __future__ import annotations
@@ -29,12 +30,18 @@ from typing import Any, Literal
 from domainlm.cleaning import clean_line, clean_text, dedupe_key, text_key
 from domainlm.errors import UserError
 from domainlm.keywords import DEFAULT_CANDIDATE_POOL, DEFAULT_DOC_TOKENS
-from domainlm.tables import check_encoding, check_output_dir
-from domainlm.template import SEP_TOKEN, clean_keywords, format_record
+from domainlm.tables import check_encoding, check_inputs_are_not_outputs, check_output_dir, check_output_names
+from domainlm.template import EOS_TOKEN, PAD_TOKEN, SEP_TOKEN, clean_keywords, format_record
+from domainlm.tokenizer import SENTENCE_MODEL_FILES, TOKENIZER_FILES, check_pretrained_name
 
 OUTPUT_COLUMNS = ("text", "title", "keywords")
+STATS_FILE = "prepare_stats.json"
+OUTPUT_FILES = ("train.csv", "validation.csv", STATS_FILE)
 INPUT_SUFFIXES = (".pkl", ".pickle", ".csv", ".json", ".jsonl", ".parquet")
 DROP_REASONS = ("missing_title_or_text", "duplicate", "too_short", "too_long")
+DEFAULT_KEYWORDS_COLUMN = "keywords"  # optional under this name; a column named with the flag must be there
+# Strings the tokenizer reads as one token of the template: in the data they would break a record.
+RESERVED = {SEP_TOKEN: "the separator", EOS_TOKEN: "the end-of-text token", PAD_TOKEN: "the padding token"}
 
 
 @dataclass
@@ -53,7 +60,11 @@ class PrepareArguments:
     title_column: str = field(default="title", metadata={"help": "Column with the job title."})
     text_column: str = field(default="text", metadata={"help": "Column with the posting text."})
     keywords_column: str = field(
-        default="keywords", metadata={"help": "Column with keywords (optional): a list, or a string joined by commas."}
+        default=DEFAULT_KEYWORDS_COLUMN,
+        metadata={
+            "help": "Column with keywords: a list, or a string joined by commas. Optional under its default name "
+            "(postings without it get extracted keywords); a column named here must exist."
+        },
     )
     reextract: bool = field(default=False, metadata={"help": "Extract keywords even where the data has them."})
     keyword_backend: Literal["auto", "sentence-transformers", "tfidf"] = field(
@@ -102,9 +113,11 @@ class PrepareArguments:
     def __post_init__(self) -> None:
         self.ngram = _ngram_range(self.ngram_range, self.ngram_min, self.ngram_max)
         check_output_dir(self.output_dir)
+        check_output_names(self.output_dir, OUTPUT_FILES)
         check_encoding(self.encoding)
         if Path(self.input).suffix.lower() not in INPUT_SUFFIXES:
             raise UserError(f"--input {self.input}: unsupported file type; use one of {', '.join(INPUT_SUFFIXES)}")
+        check_inputs_are_not_outputs([self.input], self.output_dir, OUTPUT_FILES)
         if not 0 <= self.validation_fraction < 1:
             raise UserError("--validation_fraction must be in [0, 1)")
         if not 0 <= self.diversity <= 1:
@@ -121,6 +134,24 @@ class PrepareArguments:
             raise UserError("a token length filter needs --tokenizer DIR (or pass --length_unit words)")
         if self.keyword_model is not None and self.keyword_backend == "tfidf":
             raise UserError("--keyword_model is for --keyword_backend sentence-transformers, not tfidf")
+        if self.length_unit == "tokens" and self.tokenizer is not None:
+            check_pretrained_name(
+                self.tokenizer,
+                "--tokenizer",
+                "tokenizer",
+                TOKENIZER_FILES,
+                "make one with create_tokenizer.py, or give a hub name such as gpt2",
+            )
+        if self.keyword_model is not None:
+            if self.keyword_model.startswith("~"):
+                self.keyword_model = str(Path(self.keyword_model).expanduser())  # the loaders take ~ literally
+            check_pretrained_name(
+                self.keyword_model,
+                "--keyword_model",
+                "sentence-transformers model",
+                SENTENCE_MODEL_FILES,
+                "give a model folder, or leave --keyword_model out for the bundled all-MiniLM-L6-v2",
+            )
 
 
 def make_parser(description: str | None = None) -> argparse.ArgumentParser:
@@ -210,9 +241,13 @@ def _rows_from_pickle(path: Path) -> list[dict[str, Any]]:
     )
 
 
-def _read_rows(path: Path, wanted: dict[str, str], encoding: str = "utf-8") -> list[dict[str, Any]]:
+def _read_rows(
+    path: Path, wanted: dict[str, str], encoding: str = "utf-8", optional: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
     from domainlm.tables import read_table, require_columns
 
+    if path.is_dir():
+        raise UserError(f"--input {path} is a folder; give a file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     if path.suffix.lower() in (".pkl", ".pickle"):
@@ -221,7 +256,7 @@ def _read_rows(path: Path, wanted: dict[str, str], encoding: str = "utf-8") -> l
             raise UserError(f"{path} holds no rows")
         require_columns(path, list(dict.fromkeys(k for r in rows for k in r if k != "_line")), wanted)
         return rows
-    return read_table(path, wanted, encoding, "--encoding")
+    return read_table(path, wanted, encoding, "--encoding", optional)
 
 
 def _missing(value: Any) -> bool:
@@ -265,8 +300,13 @@ def load_postings(args: PrepareArguments) -> list[dict[str, Any]]:
     """Rows with ``title``, ``text``, ``keywords`` (list or None) and ``_line``, from any input format."""
     path = Path(args.input)
     wanted = {args.title_column: "--title_column", args.text_column: "--text_column"}
+    optional: tuple[str, ...] = ()
+    if args.keywords_column == DEFAULT_KEYWORDS_COLUMN:
+        optional = (args.keywords_column,)  # absent: keywords are extracted
+    else:
+        wanted[args.keywords_column] = "--keywords_column"
     out = []
-    for r in _read_rows(path, wanted, args.encoding):
+    for r in _read_rows(path, wanted, args.encoding, optional):
         where = f"{path}: row {r['_line']} column {args.keywords_column!r}"
         out.append(
             {
@@ -288,7 +328,7 @@ def _length_counter(args: PrepareArguments) -> Callable[[str], int]:
     from transformers import AutoTokenizer
 
     try:
-        tok = AutoTokenizer.from_pretrained(args.tokenizer)
+        tok = AutoTokenizer.from_pretrained(str(Path(args.tokenizer).expanduser()))
     except (OSError, ValueError) as err:
         raise UserError(f"--tokenizer {args.tokenizer}: cannot load it ({str(err).splitlines()[0][:160]})") from None
     return lambda s: len(tok(s, add_special_tokens=False)["input_ids"]) + 1  # + end-of-text
@@ -328,9 +368,12 @@ def split_postings(postings: list[dict[str, Any]], fraction: float, seed: int) -
 
 def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the whole preparation; returns the stats that are printed and saved."""
-    from domainlm.tables import staged_outputs, write_csv, write_json
+    from domainlm.tables import is_earlier_output, staged_outputs, write_csv, write_json
 
     started = time.perf_counter()
+    output_dir = Path(args.output_dir)
+    old_validation = output_dir / "validation.csv"  # this run may write none: an earlier run's is not left
+    old_is_ours = is_earlier_output(old_validation, output_dir / STATS_FILE, lambda st: st["validation"]["rows"] > 0)
     raw = load_postings(args)
     count = _length_counter(args)
     dropped = dict.fromkeys(DROP_REASONS, 0)
@@ -345,10 +388,11 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
             dropped["missing_title_or_text"] += 1
             continue
         for name, value in (("title", title), ("text", text), ("keywords", ", ".join(r["keywords"] or []))):
-            if SEP_TOKEN in value:
-                raise UserError(
-                    f"{args.input}: row {r['_line']}: the {name} contains the separator {SEP_TOKEN}; remove it from the data"
-                )
+            for token, what in RESERVED.items():
+                if token in value:
+                    raise UserError(
+                        f"{args.input}: row {r['_line']}: the {name} contains {what} {token}; remove it from the data"
+                    )
         key = dedupe_key(title, text)
         if key in seen:
             dropped["duplicate"] += 1
@@ -432,9 +476,10 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
             "keywords_per_posting": round(statistics.mean(len(p["keywords"]) for p in rows), 2) if rows else 0,
         }
     stats["arguments"] = asdict(args)
+    stats["outputs"] = [f"{name}.csv" for name, rows in splits.items() if rows] + [STATS_FILE]
     stats["seconds"] = round(time.perf_counter() - started, 2)
 
-    with staged_outputs(args.output_dir) as staged:  # all three files, or none
+    with staged_outputs(output_dir) as staged:  # all three files, or none
         for name, rows in splits.items():
             if rows:
                 write_csv(
@@ -442,10 +487,13 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
                     ({"text": p["row"], "title": p["title"], "keywords": ", ".join(p["keywords"])} for p in rows),
                     OUTPUT_COLUMNS,
                 )
-        write_json(staged.file("prepare_stats.json"), stats)
-    for name, rows in splits.items():
-        if not rows:
-            (Path(args.output_dir) / f"{name}.csv").unlink(missing_ok=True)  # no stale file from an earlier run
+        write_json(staged.file(STATS_FILE), stats)
+    if not splits["validation"] and old_validation.exists():
+        if old_is_ours:  # it would sit next to a train.csv that may hold its postings
+            old_validation.unlink()
+            log(f"removed {old_validation}: an earlier run's validation split, not one of this run's")
+        else:
+            log(f"note: no validation split this time; {old_validation} is not from prepare_jobs, left as it is")
     return stats
 
 
@@ -469,16 +517,24 @@ def _summary_of(values: list[int]) -> dict[str, float]:
 def summary(stats: dict[str, Any]) -> str:
     d, k = stats["dropped"], stats["keywords"]
     per = k["per_posting"]
+    if k["extraction_runs"]:
+        extracted = (
+            f"{k['extracted']} got them from {k['backend']} ({k['extraction_runs']} extracted in {k['seconds']}s)"
+        )
+    else:
+        extracted = "none needed extraction"
     lines = [
         f"read {stats['read']} postings from {stats['input']}; kept {stats['kept']}",
         "dropped: " + ", ".join(f"{name.replace('_', ' ')} {n}" for name, n in d.items()),
-        f"keywords: {k['given']} kept postings had theirs, {k['extracted']} got them from {k['backend']} "
-        f"({k['extraction_runs']} extracted in {k['seconds']}s); per posting mean {per.get('mean')} "
+        f"keywords: {k['given']} kept postings had theirs, {extracted}; per posting mean {per.get('mean')} "
         f"(min {per.get('min')}, max {per.get('max')})",
     ]
     for name in ("train", "validation"):
         s = stats[name]
         length = s["length"]
+        if not s["rows"]:
+            lines.append(f"{name}: 0 rows, not written")
+            continue
         lines.append(
             f"{name}: {s['rows']} rows, {s['total_length']:,} {stats['length_unit']}; per row min {length.get('min')}"
             f" / p50 {length.get('p50')} / p90 {length.get('p90')} / max {length.get('max')}"

@@ -17,7 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,36 @@ def check_output_file(path: str | os.PathLike, flag: str, suffixes: Sequence[str
             raise UserError(f"{flag} {path}: {folder} is a file, not a folder; give another path")
 
 
+def check_output_names(output_dir: str | os.PathLike, names: Iterable[str], flag: str = "--output_dir") -> None:
+    """A UserError when a file about to be written into ``output_dir`` has a folder in its place."""
+    for name in names:
+        target = Path(output_dir) / name
+        if target.is_dir():
+            raise UserError(f"{target} is a folder; move it away, or choose another {flag}")
+
+
+def check_inputs_are_not_outputs(
+    inputs: Iterable[str | os.PathLike], output_dir: str | os.PathLike, names: Iterable[str], flag: str = "--output_dir"
+) -> None:
+    """A UserError, before any work, when an input is one of the files the run writes (it would replace it)."""
+    outputs = [Path(output_dir) / name for name in names]
+    for path in inputs:
+        for out in outputs:
+            same = out.exists() and Path(path).exists() and os.path.samefile(path, out)  # a hard link too
+            if same or Path(path).resolve() == out.resolve():
+                raise UserError(f"{path} is both an input and an output; choose another {flag}")
+
+
+def is_earlier_output(path: Path, stats_file: Path, wrote_it: Callable[[dict[str, Any]], bool]) -> bool:
+    """Whether ``path`` is what an earlier run left: that run's ``stats_file`` (written last, in the same
+    step) says it wrote it (``wrote_it``) and ``path`` is not newer (nobody put a file of their own there)."""
+    try:
+        stats = json.loads(stats_file.read_text(encoding="utf-8"))
+        return path.is_file() and bool(wrote_it(stats)) and path.stat().st_mtime <= stats_file.stat().st_mtime
+    except (OSError, ValueError, LookupError, TypeError, AttributeError):  # no stats file, or not ours
+        return False
+
+
 class StagedFolder:
     """Files written under a hidden folder inside ``output_dir``, moved into place together at the end.
 
@@ -114,9 +144,10 @@ def staged_outputs(output_dir: str | os.PathLike, flag: str = "--output_dir") ->
         raise UserError(f"{flag} {output_dir}: cannot write there ({err.strerror or err})") from None
     try:
         yield staged
-        for name in staged.names:
-            if (staged.folder / name).exists():
-                os.replace(staged.folder / name, output_dir / name)
+        written = [name for name in staged.names if (staged.folder / name).exists()]
+        check_output_names(output_dir, written, flag)  # every target, before the first one is replaced
+        for name in written:
+            os.replace(staged.folder / name, output_dir / name)
     except BaseException:
         shutil.rmtree(staged.folder, ignore_errors=True)
         with contextlib.suppress(OSError):  # the folders made here, innermost first, if still empty
@@ -173,6 +204,26 @@ def _likely_encoding(data: bytes) -> str:
     return "cp1252"
 
 
+def _nul_error(path: Path, data: bytes, encoding_flag: str | None) -> UserError:
+    """Text never holds NUL bytes; UTF-16 without a byte-order mark decodes as "UTF-8" full of them."""
+    offset = data.index(b"\x00")
+    line = data[:offset].count(b"\n") + 1
+    where = f"{path}: byte {offset} (line {line}) is a NUL byte (0x00)"
+    sample = data[:4096]
+    even, odd = sample[0::2].count(0), sample[1::2].count(0)  # ASCII in UTF-16: every other byte is 0
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        codec, looks = "utf-16", "UTF-16 (it starts with a byte-order mark)"
+    elif max(even, odd) >= len(sample) // 8 and min(even, odd) <= max(even, odd) // 20:
+        codec, looks = ("utf-16-le" if odd > even else "utf-16-be"), "UTF-16 without a byte-order mark"
+    else:
+        return UserError(
+            f"{where}, which text does not hold: a binary file, or stray NULs; remove them "
+            f"(`tr -d '\\000' < {path.name} > fixed{path.suffix}`) or give a text file"
+        )
+    fix = f"pass {encoding_flag} {codec}" if encoding_flag else f"re-save it as UTF-8 (`iconv -f {codec} -t utf-8`)"
+    return UserError(f"{where}: the file looks {looks}; {fix}")
+
+
 def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: str | None = None) -> str:
     """The whole file as text; a clear error for a missing file or bytes that are not ``encoding``.
 
@@ -181,6 +232,8 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: s
     it the message says how to re-save the file as UTF-8. Byte offsets in messages count from 0.
     """
     path = Path(path)
+    if path.is_dir():
+        raise UserError(f"{path} is a folder; give a file")
     if not path.is_file():
         raise UserError(f"{path}: no such file")
     data = path.read_bytes()
@@ -189,6 +242,8 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: s
     if codec in ("utf-8", "utf-8-sig"):
         codec = "utf-8"
         start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    if b"\x00" in data and not codec.startswith(("utf-16", "utf-32")):
+        raise _nul_error(path, data, encoding_flag)
     try:
         return data[start:].decode(codec)
     except UnicodeDecodeError as err:
@@ -245,12 +300,29 @@ def iter_csv(
     return header, rows()
 
 
-def require_columns(path: str | os.PathLike, columns: Sequence[str], wanted: dict[str, str]) -> None:
-    """``wanted`` maps a column name to the flag that chooses it; a missing one is a UserError."""
+def require_columns(
+    path: str | os.PathLike, columns: Sequence[str], wanted: dict[str, str], optional: Sequence[str] = ()
+) -> None:
+    """``wanted`` maps a column name to the flag that chooses it; a missing one is a UserError.
+
+    ``columns`` is a CSV header as written (other formats cannot repeat a name): a column that is
+    read (``wanted`` or ``optional``) and named twice is an error, since a row keeps only one value.
+    """
+    for name in [*wanted, *optional]:
+        if (n := columns.count(name)) > 1:
+            times, fix = ("twice", "rename one") if n == 2 else (f"{n} times", "rename all but one")
+            raise UserError(f"{path}: line 1: column {name!r} appears {times}; {fix}")
     for name, flag in wanted.items():
-        if name not in columns:
-            have = ", ".join(repr(c) for c in columns) or "none"
-            raise UserError(f"{path} has no column {name!r} (columns: {have}); choose one with {flag}")
+        if name in columns:
+            continue
+        if len(columns) == 1 and (";" in columns[0] or "\t" in columns[0]):
+            kind = "tab" if "\t" in columns[0] else "';'"
+            raise UserError(
+                f"{path} looks {kind}-separated (line 1 is {columns[0]!r}); a CSV here must be comma-separated: "
+                "save it again as CSV with commas"
+            )
+        have = ", ".join(repr(c) for c in columns) or "none"
+        raise UserError(f"{path} has no column {name!r} (columns: {have}); choose one with {flag}")
 
 
 def read_table(
@@ -258,10 +330,12 @@ def read_table(
     wanted: dict[str, str] | None = None,
     encoding: str = "utf-8",
     encoding_flag: str | None = None,
+    optional: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     """Rows of a CSV, JSON (a list of objects), JSONL or parquet file as dicts.
 
-    ``wanted`` maps required column names to the flag that names them, for the error message.
+    ``wanted`` maps required column names to the flag that names them, for the error message;
+    ``optional`` names columns read where present (``require_columns`` checks both in a CSV header).
     Each row carries its source position under the key ``"_line"`` (CSV/JSONL line, JSON index).
     ``encoding`` and ``encoding_flag`` are those of ``read_text`` (parquet ignores them).
     """
@@ -270,7 +344,7 @@ def read_table(
     rows: list[dict[str, Any]]
     if suffix == ".csv":
         header, it = iter_csv(path, encoding, encoding_flag)
-        require_columns(path, header, wanted or {})
+        require_columns(path, header, wanted or {}, optional)
         rows = [{**row, "_line": line} for line, row in it]
     elif suffix == ".jsonl":
         rows = []

@@ -12,13 +12,16 @@ table row is one document. ``--split`` turns each document into examples:
   this order of preference: a document is cut between paragraphs, consecutive paragraphs packed into
   one example while they fit; a paragraph that alone exceeds the limit is cut between lines (packed
   the same way, and never merged with its neighbouring paragraphs), a line between sentences (after
-  ``.``, ``!``, ``?`` or ``…`` and any closing quotes or brackets, at whitespace), and a sentence at
-  the longest prefix that fits (a token boundary). Only whitespace is lost at a cut, so the examples
-  of one document, in order, are the document with some whitespace runs removed. The count leaves
-  out the end-of-text token that ``run_clm.py`` appends to each record: use ``block_size - 1``.
+  ``.``, ``!``, ``?`` or ``…`` and any closing quotes or brackets, at whitespace; right after ``。``,
+  ``！`` or ``？``), and a sentence at the longest prefix that fits (a token boundary). Only whitespace
+  is lost at a cut, so the examples of one document, in order, are the document with some whitespace
+  runs removed. The count leaves out the end-of-text token that ``run_clm.py`` appends to each record:
+  use ``block_size - 1``.
 
 Every document is normalised first: line endings ``\\r\\r\\n``, ``\\r\\n`` and ``\\r`` become ``\\n``,
-Unicode becomes NFC. Each example loses its trailing whitespace and leading blank lines; empty
+Unicode becomes NFC. An example that holds ``<|endoftext|>`` or ``<|pad|>`` is refused, naming the
+line: the tokenizer would read the special token there, not text (``--separator '<|endoftext|>'``
+cuts examples at it instead). Each example loses its trailing whitespace and leading blank lines; empty
 examples and exact duplicates (the first one is kept) are dropped and counted, and an example of
 validation that is also in train is dropped from validation. Validation comes from ``--validation``
 inputs, or is held out of the train examples (``--validation_fraction``, rounded, at least one
@@ -26,7 +29,9 @@ example, chosen by ``--seed``; both splits keep the input order).
 
 Everything is read and checked before anything is written. The CSVs are written into a hidden
 folder inside the output folder, read back with the training loader (``domainlm.data.load_text_dataset``)
-and compared with what was meant, and only then moved into place, with ``text2csv_stats.json``.
+and compared with what was meant, and only then moved into place, with ``text2csv_stats.json``. A run
+without a validation split removes the ``validation.csv`` an earlier run wrote (it may hold examples
+that train now has) and leaves one that is not from text2csv, with a note.
 """
 
 from __future__ import annotations
@@ -45,21 +50,34 @@ from typing import TYPE_CHECKING, Any
 from domainlm.errors import UserError
 from domainlm.tables import (
     check_encoding,
+    check_inputs_are_not_outputs,
     check_output_dir,
+    check_output_names,
+    is_earlier_output,
     read_table,
     read_text,
     staged_outputs,
     write_csv,
     write_json,
 )
+from domainlm.template import EOS_TOKEN, PAD_TOKEN
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SPLITS = ("file", "line", "paragraph", "separator", "tokens")
 TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
+# Tables in formats not read here: as plain text they would become one garbled example.
+OTHER_TABLE_SUFFIXES = (".tsv", ".tab", ".xlsx", ".xlsm", ".xls", ".ods")
+DEFAULT_COLUMN = "text"
 GUIDE_FILES = ("train.txt", "validation.txt")
 STATS_FILE = "text2csv_stats.json"
+OUTPUT_FILES = ("train.csv", "validation.csv", STATS_FILE)
+# Special tokens of the project's tokenizers: in an example they would be read as that token, not as text.
+RESERVED = {
+    EOS_TOKEN: ("the end-of-text token", f"cut examples there with --separator '{EOS_TOKEN}', or remove it"),
+    PAD_TOKEN: ("the padding token", "remove it"),
+}
 ENCODING_FLAG = "--encoding"  # named in the error for a file that is not in the --encoding it was read with
 DEFAULT_VALIDATION_FRACTION = 0.1
 
@@ -67,7 +85,8 @@ DEFAULT_VALIDATION_FRACTION = 0.1
 _PARAGRAPH_GAP = re.compile(r"(?P<gap>\n(?:[^\S\n]*\n)+)")
 _LINE_GAP = re.compile(r"(?P<gap>\n)")
 # A sentence ends with . ! ? or … and any closing quotes or brackets; the whitespace after it is the gap.
-_SENTENCE_GAP = re.compile(r"[.!?…][\"'”’»)\]]*(?P<gap>[^\S\n]+)")
+# Chinese and Japanese end one with 。！？ and need no space after it: there the gap may be empty.
+_SENTENCE_GAP = re.compile(r"(?:[.!?…][\"'”’»)\]]*(?=[^\S\n])|[。！？][\"'”’」』）】》〉]*)(?P<gap>[^\S\n]*)")
 _LEADING_BLANK_LINES = re.compile(r"\A(?:[^\S\n]*\n)+")
 # Levels of the tokens split, coarsest first: (name of the unit, the gap between two units).
 _LEVELS = (("paragraph", _PARAGRAPH_GAP), ("line", _LINE_GAP), ("sentence", _SENTENCE_GAP))
@@ -84,7 +103,7 @@ class Text2CsvArgs:
     inputs: list[str] = field(default_factory=list)
     output_dir: str | None = None
     validation: list[str] = field(default_factory=list)
-    column: str = "text"
+    column: str | None = None  # None: the default column, DEFAULT_COLUMN, where a table is read
     split: str | None = None
     separator: str | None = None
     max_tokens: int | None = None
@@ -93,8 +112,11 @@ class Text2CsvArgs:
     seed: int = 42
     encoding: str = "utf-8"
     guide_mode: bool = field(default=False, init=False)
+    column_given: bool = field(default=False, init=False)  # --column named on the command line
 
     def __post_init__(self) -> None:
+        self.column_given = self.column is not None
+        self.column = self.column if self.column is not None else DEFAULT_COLUMN
         self.inputs = list(self.inputs or [])
         self.validation = list(self.validation or [])
         if self.split is None:
@@ -135,6 +157,26 @@ class Text2CsvArgs:
             self.validation_fraction = DEFAULT_VALIDATION_FRACTION if one_input else 0.0
         check_encoding(self.encoding)
         check_output_dir(self.output_dir)
+        check_output_names(self.output_dir, OUTPUT_FILES)
+        self._check_input_kinds()
+
+    def _check_input_kinds(self) -> None:
+        """Tables this script cannot read, and a --column that no input has, before anything is read."""
+        paths = [Path(p) for p in [*self.inputs, *self.validation]]
+        suffixes = ", ".join(TABLE_SUFFIXES)
+        for path in paths:
+            if path.suffix.lower() in OTHER_TABLE_SUFFIXES and not path.is_dir():
+                raise UserError(
+                    f"{path}: text2csv does not read {path.suffix} tables, and --column applies only to {suffixes} "
+                    "files; save it as CSV (comma-separated)"
+                )
+        if not self.column_given:  # text files need no column
+            return
+        if not any(p.suffix.lower() in TABLE_SUFFIXES for p in paths if not p.is_dir()):
+            raise UserError(
+                f"--column {self.column} applies to {suffixes} inputs, and none of the inputs "
+                "is one (text files and folders are read whole); save the table as CSV, or leave out --column"
+            )
 
     def _guide_inputs(self) -> None:
         """No INPUT: the guide's ``train.txt`` and ``validation.txt`` in the current folder."""
@@ -248,7 +290,12 @@ class TokenCutter:
         return good
 
     def _cut_tokens(self, text: str, start: int, end: int) -> list[tuple[int, int]]:
-        """The longest prefixes that fit, one after the other; whitespace at a cut is dropped."""
+        """The longest prefixes that fit, one after the other; whitespace at a cut is dropped.
+
+        Each prefix is found by galloping from a guess (4 characters a token), then bisecting. The rest
+        of the text is counted only when a probe reaches its end: counting all of it before every cut
+        made a long sentence quadratic (a 250,000-character line took over 40 s).
+        """
         spans: list[tuple[int, int]] = []
         pos = start
         while pos < end:
@@ -257,19 +304,17 @@ class TokenCutter:
                     pos += 1
                 if pos == end:
                     break
-            piece = text[pos:end].rstrip()
-            if self.fits(piece):
-                spans.append((pos, pos + len(piece)))
+            good, probe = pos + 1, pos + 4 * self.max_tokens  # text[pos:good] fits; probe doubles until not
+            while probe < end and self.fits(text[pos:probe].rstrip()):
+                good, probe = probe, pos + 2 * (probe - pos)
+            if probe >= end and self.fits(text[pos:end].rstrip()):  # the rest fits: the last piece
+                spans.append((pos, pos + len(text[pos:end].rstrip())))
                 break
-            if not self.fits(text[pos : pos + 1]):
+            if good == pos + 1 and not self.fits(text[pos : pos + 1]):
                 raise UserError(
                     f"--max_tokens {self.max_tokens} is less than one character ({text[pos]!r}) takes; raise it"
                 )
-            good, bad = pos + 1, end  # text[pos:good] fits, text[pos:bad] does not
-            probe = pos + 4 * self.max_tokens  # a guess of the length that fits, doubled until it does not
-            while probe < bad and self.fits(text[pos:probe].rstrip()):
-                good, probe = probe, pos + 2 * (probe - pos)
-            bad = min(bad, probe)
+            bad = min(end, probe)  # text[pos:bad] does not fit
             while bad - good > 1:
                 mid = (good + bad) // 2
                 if self.fits(text[pos:mid].rstrip()):
@@ -301,12 +346,15 @@ def _units(text: str, start: int, end: int, gap: re.Pattern[str]) -> list[tuple[
 
 def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
     """``AutoTokenizer.from_pretrained`` of a local folder, never the hub."""
-    if not Path(path).is_dir():
-        raise UserError(f"--tokenizer {path}: no such folder; make one with create_tokenizer.py")
+    from domainlm.tokenizer import TOKENIZER_FILES, check_pretrained_name
+
+    check_pretrained_name(
+        path, "--tokenizer", "tokenizer", TOKENIZER_FILES, "make one with create_tokenizer.py", local_only=True
+    )
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+        return AutoTokenizer.from_pretrained(str(Path(path).expanduser()), local_files_only=True)
     except (OSError, ValueError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(f"--tokenizer {path}: cannot load a tokenizer from this folder ({first})") from None
@@ -335,7 +383,24 @@ def iter_text_files(folder: Path) -> list[Path]:
     return sorted(files)
 
 
-def read_documents(path_str: str, column: str, encoding: str = "utf-8") -> list[str]:
+@dataclass(frozen=True)
+class Document:
+    """One document and where it starts, for messages: line ``number`` of a text file or CSV (a newline in
+    the text is one in the file), line of a JSONL file, record of a JSON or parquet file."""
+
+    text: str
+    path: Path
+    unit: str = "line"
+    number: int = 1
+    lines_follow: bool = True
+
+    def where(self, text: str, offset: int) -> str:
+        """``path: line N`` of ``offset`` in ``text`` (this document normalised: the same lines)."""
+        number = self.number + (text.count("\n", 0, offset) if self.lines_follow else 0)
+        return f"{self.path}: {self.unit} {number}"
+
+
+def read_documents(path_str: str, column: str, encoding: str = "utf-8") -> list[Document]:
     """The documents of one input: a text file, a folder of ``.txt`` files, or a table's ``column``."""
     path = Path(path_str)
     if not path.exists():
@@ -347,16 +412,19 @@ def read_documents(path_str: str, column: str, encoding: str = "utf-8") -> list[
                 f"{path}: no .txt files in this folder or below it; pass the text files themselves, "
                 "or CSV/JSON files with --column"
             )
-        return [_read_text_document(f, encoding) for f in files]
+        return [Document(_read_text_document(f, encoding), f) for f in files]
     suffix = path.suffix.lower()
     if suffix in (".pkl", ".pickle"):
         raise UserError(f"{path}: pickles are not read here; save the data as CSV, JSON or JSONL and pass --column")
     if suffix in TABLE_SUFFIXES:
+        unit = "line" if suffix in (".csv", ".jsonl") else "record"
         return [
-            _cell_text(path, row["_line"], row.get(column), column)
+            Document(
+                _cell_text(path, row["_line"], row.get(column), column), path, unit, row["_line"], suffix == ".csv"
+            )
             for row in read_table(path, {column: "--column"}, encoding, ENCODING_FLAG)
         ]
-    return [_read_text_document(path, encoding)]
+    return [Document(_read_text_document(path, encoding), path)]
 
 
 def _read_text_document(path: Path, encoding: str) -> str:
@@ -364,6 +432,26 @@ def _read_text_document(path: Path, encoding: str) -> str:
     if not text.strip():
         raise UserError(f"{path} is empty: give it some text, or leave it out of the inputs")
     return text
+
+
+def check_reserved(doc: Document, text: str, pieces: list[str]) -> None:
+    """A UserError naming the line when an example holds a special token (``RESERVED``) as text.
+
+    ``pieces`` are the document's examples, substrings of ``text`` in order: a token that the split
+    consumed (``--separator '<|endoftext|>'``) is not in them and is fine.
+    """
+    for token, (what, fix) in RESERVED.items():
+        if token not in text:
+            continue
+        pos = 0
+        for piece in pieces:
+            start = text.find(piece, pos)  # the pieces are substrings of text, in order
+            if token in piece:
+                raise UserError(
+                    f"{doc.where(text, start + piece.index(token))}: holds {what} {token}, which the tokenizer "
+                    f"reads as that token in the middle of an example; {fix}"
+                )
+            pos = start + len(piece)
 
 
 def _cell_text(path: Path, line: Any, value: Any, column: str) -> str:
@@ -421,7 +509,10 @@ def collect_examples(
         kept_before = len(examples) + stats.dropped["duplicate"]
         for doc in read_documents(path, column, encoding):
             stats.documents += 1
-            for piece in splitter(normalise(doc)):
+            text = normalise(doc.text)
+            pieces = splitter(text)
+            check_reserved(doc, text, pieces)
+            for piece in pieces:
                 piece = clean(piece)
                 if not piece.strip():
                     stats.dropped["empty"] += 1
@@ -543,13 +634,6 @@ def write_outputs(output_dir: Path, splits: dict[str, list[str]], stats: dict[st
     return [output_dir / name for name in staged.names]
 
 
-def _check_outputs_are_not_inputs(args: Text2CsvArgs, output_dir: Path) -> None:
-    outputs = {(output_dir / name).resolve() for name in ("train.csv", "validation.csv", STATS_FILE)}
-    for path in [*args.inputs, *args.validation]:
-        if Path(path).resolve() in outputs:
-            raise UserError(f"{path} is both an input and an output; choose another --output_dir")
-
-
 # ---------------------------------------------------------------------------------------------------
 # The command
 
@@ -558,7 +642,9 @@ def text2csv(args: Text2CsvArgs) -> dict[str, Any]:
     """Read, split, clean, check, write; print a summary and return the statistics written to the JSON."""
     assert args.output_dir is not None
     output_dir = Path(args.output_dir)
-    _check_outputs_are_not_inputs(args, output_dir)
+    check_inputs_are_not_outputs([*args.inputs, *args.validation], output_dir, OUTPUT_FILES)
+    old_validation = output_dir / "validation.csv"  # this run may write none: an earlier run's is not left
+    old_is_ours = is_earlier_output(old_validation, output_dir / STATS_FILE, lambda st: "validation" in st["splits"])
     splits, split_stats, cuts = build_splits(args)
     stats: dict[str, Any] = {
         "split": args.split,
@@ -578,9 +664,13 @@ def text2csv(args: Text2CsvArgs) -> dict[str, Any]:
     for line in summary_lines(args, stats):
         print(line, flush=True)
     print(f"wrote {', '.join(str(p) for p in written)}", flush=True)
-    stale = output_dir / "validation.csv"
-    if "validation" not in splits and stale.exists():
-        print(f"note: no validation split this time; {stale} is from an earlier run", flush=True)
+    if "validation" not in splits and old_validation.exists():
+        if old_is_ours:  # it would sit next to a train.csv that may hold its examples
+            old_validation.unlink()
+            print(f"removed {old_validation}: an earlier run's validation split, not one of this run's", flush=True)
+        else:
+            note = f"no validation split this time; {old_validation} is not from text2csv, left as it is"
+            print(f"note: {note}", flush=True)
     return stats
 
 

@@ -15,12 +15,41 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from domainlm.errors import UserError
 from domainlm.template import EOS_TOKEN, PAD_TOKEN, SEP_TOKEN
 
 if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
+
+# A folder ``from_pretrained`` can load holds one of these.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
+SENTENCE_MODEL_FILES = ("modules.json", "config.json")
+
+
+def looks_like_path(name: str) -> bool:
+    """A hub id is ``name`` or ``owner/name``; anything else (``/x``, ``./x``, ``../x``, ``~/x``, ``a/b/c``)
+    can only be a local path."""
+    return name.startswith(("/", "./", "../", "~")) or name in (".", "..") or name.count("/") > 1
+
+
+def check_pretrained_name(
+    name: str, flag: str, what: str, files: tuple[str, ...], hint: str, local_only: bool = False
+) -> None:
+    """A UserError, before anything is loaded, for a ``from_pretrained`` name that cannot work: a file,
+    a folder without any of ``files``, or a path (``local_only``: any name) where nothing is.
+
+    Hub ids are left to the loader. ``hint`` says how to get a good folder.
+    """
+    path = Path(name).expanduser()
+    if path.is_file():
+        raise UserError(f"{flag} {name} is a file; give the folder that holds it ({path.parent})")
+    if path.is_dir():
+        if not any((path / f).is_file() for f in files):
+            raise UserError(f"{flag} {name}: this folder holds no {what} (none of {', '.join(files)}); {hint}")
+    elif local_only or looks_like_path(name):
+        raise UserError(f"{flag} {name}: no such folder; {hint}")
 
 
 def train_bpe_tokenizer(

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -253,8 +254,8 @@ def test_length_in_words_drops_long_postings_whole(tmp_path):
     assert stats["dropped"]["too_long"] == 1 and stats["keywords"]["extraction_runs"] == 0
 
 
-def _bad_specs(d: Path) -> dict[str, tuple[Path, bytes | None, str]]:
-    """Name -> (file, its bytes or None for no file, the error it must give)."""
+def _bad_specs(d: Path) -> dict[str, tuple[Path, bytes | str | None, str]]:
+    """Name -> (file, its bytes, None for no file or "dir" for a folder, the error it must give)."""
     return {
         "empty csv": (d / "empty.csv", b"", r"empty\.csv is empty: expected a CSV with a header row"),
         "header only": (d / "header.csv", b"title,keywords,text\n", r"header\.csv holds no rows"),
@@ -305,6 +306,22 @@ def _bad_specs(d: Path) -> dict[str, tuple[Path, bytes | None, str]]:
             f"title,text\nA,fine\nB,has {SEP_TOKEN} inside\n".encode(),
             r"sep\.csv: row 3: the text contains the separator <\|SEP\|>; remove it from the data",
         ),
+        "end-of-text token in the title": (
+            d / "eot.jsonl",
+            b'{"title": "A<|endoftext|>", "text": "x"}\n',
+            r"eot\.jsonl: row 1: the title contains the end-of-text token <\|endoftext\|>; remove it from the data",
+        ),
+        "padding token in the keywords": (
+            d / "pad.csv",
+            b"title,keywords,text\nA,<|pad|>,x\n",
+            r"pad\.csv: row 2: the keywords contains the padding token <\|pad\|>; remove it from the data",
+        ),
+        "repeated keywords column": (
+            d / "dupkw.csv",
+            b"title,keywords,text,keywords\nA,a,x,b\n",
+            r"dupkw\.csv: line 1: column 'keywords' appears twice; rename one",
+        ),
+        "a folder": (d / "folder.csv", "dir", r"--input .*folder\.csv is a folder; give a file"),
         "nothing left": (
             d / "short.csv",
             b"title,text\nA,one\n",
@@ -317,7 +334,9 @@ def _bad_specs(d: Path) -> dict[str, tuple[Path, bytes | None, str]]:
 @pytest.mark.parametrize("case", list(_bad_specs(Path("."))))
 def test_bad_input_is_one_line_and_writes_nothing(tmp_path, case):
     path, data, message = _bad_specs(tmp_path)[case]
-    if data is not None:
+    if data == "dir":
+        path.mkdir()
+    elif data is not None:
         path.write_bytes(data)
     with pytest.raises(UserError, match=message) as err:
         prepare_jobs(args_for(tmp_path, path, min_tokens=5), log=lambda s: None)
@@ -358,16 +377,40 @@ def test_cli_prints_the_stats(tmp_path, capsys):
     assert out[0] == f"read 9 postings from {src}; kept 6"
     assert out[1] == "dropped: missing title or text 1, duplicate 2, too short 0, too long 0"
     assert out[2].startswith("keywords: 5 kept postings had theirs, 1 got them from tfidf (1 extracted in ")
-    assert out[-1] == f"wrote {tmp_path / 'out'}/train.csv, validation.csv and prepare_stats.json"
+    out_dir = tmp_path / "out"
+    assert out[-1] == f"wrote {out_dir}/train.csv, {out_dir}/validation.csv, {out_dir}/prepare_stats.json"
 
 
-def test_an_empty_validation_split_removes_a_stale_file(tmp_path):
+def test_an_empty_validation_split_removes_an_earlier_runs_file_but_not_the_users(tmp_path):
     src = write_csv(tmp_path / "jobs.csv", TINY[6:])
-    (tmp_path / "out").mkdir()
-    (tmp_path / "out" / "validation.csv").write_text("text\nstale\n")
+    out = tmp_path / "out"
+    prepare_jobs(args_for(tmp_path, src, validation_fraction=0.3), log=lambda s: None)
+    assert len(read_csv(out / "validation.csv")) == 1
+    logged = []
+    stats = prepare_jobs(args_for(tmp_path, src, validation_fraction=0), log=logged.append)
+    assert stats["validation"]["rows"] == 0 and not (out / "validation.csv").exists()  # train.csv now has its row
+    assert len(read_csv(out / "train.csv")) == 3
+    assert logged == [f"removed {out / 'validation.csv'}: an earlier run's validation split, not one of this run's"]
+    assert stats["outputs"] == ["train.csv", "prepare_stats.json"]
+
+    (out / "validation.csv").write_text("text,title,keywords\nmine,A,b\n")  # the user's own, after that run
+    os.utime(out / "validation.csv", (os.stat(out / "prepare_stats.json").st_mtime + 5,) * 2)
+    logged.clear()
+    prepare_jobs(args_for(tmp_path, src, validation_fraction=0), log=logged.append)
+    assert read_csv(out / "validation.csv") == [{"text": "mine", "title": "A", "keywords": "b"}]
+    assert logged == [
+        f"note: no validation split this time; {out / 'validation.csv'} is not from prepare_jobs, left as it is"
+    ]
+
+
+def test_summary_without_validation_or_extraction(tmp_path):
+    src = write_csv(tmp_path / "jobs.csv", [TINY[6]])
     stats = prepare_jobs(args_for(tmp_path, src, validation_fraction=0), log=lambda s: None)
-    assert stats["validation"]["rows"] == 0 and not (tmp_path / "out" / "validation.csv").exists()
-    assert len(read_csv(tmp_path / "out" / "train.csv")) == 3
+    assert summary(stats).splitlines()[2:] == [
+        "keywords: 1 kept postings had theirs, none needed extraction; per posting mean 2 (min 2, max 2)",
+        "train: 1 rows, 7 words; per row min 7 / p50 7 / p90 7 / max 7",  # Baker: 7 words
+        "validation: 0 rows, not written",
+    ]
 
 
 def test_auto_backend_uses_tfidf_when_sentence_transformers_is_missing(tmp_path, monkeypatch):

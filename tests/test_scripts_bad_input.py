@@ -2,8 +2,8 @@
 
 Each bad input must end with one line on stderr (``error: ...``, naming the file or flag), exit
 status 2, no traceback, and nothing written: the output folder is not created, or an existing
-one (or a file in its place) is left as it was. Rows with an empty title or text are not an error:
-they are dropped, counted, and the run succeeds.
+one (or a file in its place) is left as it was, byte for byte. Rows with an empty title or text are
+not an error: they are dropped, counted, and the run succeeds.
 """
 
 from __future__ import annotations
@@ -37,13 +37,23 @@ class _Runs:
 
 @dataclass
 class Case:
-    """An input file, the flags that go with it, and what the script must say."""
+    """An input file, the flags that go with it, and what the script must say.
+
+    ``{input}``, ``{output}`` and ``{tmp}`` in ``flags`` and ``error`` stand for the input file, the
+    output folder and the test's folder.
+    """
 
     name: str
-    data: bytes
+    data: bytes | None  # None: a folder in the input's place
     flags: tuple[str, ...] = ()
     error: str | None = None  # a regex for the whole stderr line after "error: "; None: the run succeeds
     stdout: str | None = None  # a line the successful run prints
+    input_name: str | None = None  # relative to the test's folder; default: see _input_name
+    existing: tuple[str, ...] = ()  # made in the output folder first: "name/" a folder, "name" a file
+
+
+UTF16_ERROR = r"{input}: byte 1 \(line 1\) is a NUL byte \(0x00\): the file looks UTF-16 without a byte-order mark; "
+NOT_TSV = r"--column applies only to \.csv, \.json, \.jsonl, \.parquet files; save it as CSV \(comma-separated\)"
 
 
 def _run(script: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -87,6 +97,80 @@ def _cases(script: str, marker: Path) -> list[Case]:
                 crafted,
                 error=r"{input}: refused to load: the pickle asks for (posix|os)\.system, and only plain data .*",
             ),
+            Case(
+                "input is an output",
+                b"title,text\nA,x\n",
+                input_name="out/train.csv",
+                error=r"{input} is both an input and an output; choose another --output_dir",
+            ),
+            Case("input is a folder", None, error=r"--input {input} is a folder; give a file"),
+            Case(
+                "repeated column",
+                b"title,text,text\nA,a,b\n",
+                error=r"{input}: line 1: column 'text' appears twice; rename one",
+            ),
+            Case(
+                "missing keywords column",
+                b"title,keywords,text\nA,x,y\n",
+                flags=("--keywords_column", "kw"),
+                error=r"{input} has no column 'kw' \(columns: 'title', 'keywords', 'text'\); choose one with "
+                r"--keywords_column",
+            ),
+            Case(
+                "utf-16 without a byte-order mark",
+                "title,text\nA,Café\n".encode("utf-16-le"),
+                error=UTF16_ERROR + "pass --encoding utf-16-le",
+            ),
+            Case(
+                "utf-16 with --encoding",
+                "title,text\nA,Café\nB,Bar\n".encode("utf-16-le"),
+                flags=("--encoding", "utf-16-le"),
+                stdout="dropped: missing title or text 0, duplicate 0, too short 0, too long 0",
+            ),
+            Case(
+                "end-of-text token",
+                b"title,text\nA,fine\nB,one<|endoftext|>two\n",
+                error=r"{input}: row 3: the text contains the end-of-text token <\|endoftext\|>; remove it from the data",
+            ),
+            Case(
+                "validation.csv is a folder",
+                b"title,text\nA,x\n",
+                existing=("train.csv", "validation.csv/"),
+                error=r"{output}/validation\.csv is a folder; move it away, or choose another --output_dir",
+            ),
+            Case(
+                "semicolon-separated",
+                b"title;text\nA;b\n",
+                error=r"{input} looks ';'-separated \(line 1 is 'title;text'\); a CSV here must be comma-separated: "
+                "save it again as CSV with commas",
+            ),
+            Case(
+                "no such tokenizer",
+                b"title,text\nA,x\n",
+                flags=("--length_unit", "tokens", "--max_tokens", "100", "--tokenizer", "./no_such_tok"),
+                error=r"--tokenizer \./no_such_tok: no such folder; make one with create_tokenizer\.py, "
+                "or give a hub name such as gpt2",
+            ),
+            Case(
+                "tokenizer that is a file",
+                b"title,text\nA,x\n",
+                flags=("--length_unit", "tokens", "--max_tokens", "100", "--tokenizer", "{input}"),
+                error=r"--tokenizer {input} is a file; give the folder that holds it \({tmp}\)",
+            ),
+            Case(
+                "tokenizer folder without a tokenizer",
+                b"title,text\nA,x\n",
+                flags=("--length_unit", "tokens", "--max_tokens", "100", "--tokenizer", "{tmp}"),
+                error=r"--tokenizer {tmp}: this folder holds no tokenizer \(none of tokenizer\.json, "
+                r"tokenizer_config\.json, vocab\.json, vocab\.txt, tokenizer\.model\); make one with .*",
+            ),
+            Case(
+                "no such keyword model",
+                b"title,text\nA,x\n",
+                flags=("--keyword_backend", "sentence-transformers", "--keyword_model", "/no/such/model"),
+                error=r"--keyword_model /no/such/model: no such folder; give a model folder, or leave "
+                "--keyword_model out for the bundled all-MiniLM-L6-v2",
+            ),
         ]
     return [
         Case("empty file", b"", error=r"{input} is empty: give it some text, or leave it out of the inputs"),
@@ -116,10 +200,101 @@ def _cases(script: str, marker: Path) -> list[Case]:
         ),
         Case("output folder is a file", b"some text\n", error=r"--output_dir {output} is a file; give a folder"),
         Case("crafted pickle", crafted, error=r"{input}: pickles are not read here; save the data as CSV, .*"),
+        Case(
+            "repeated column",
+            b"text,text\na,b\n",
+            flags=("--column", "text"),
+            error=r"{input}: line 1: column 'text' appears twice; rename one",
+        ),
+        Case(
+            "utf-16 without a byte-order mark",
+            "one\ntwo\n".encode("utf-16-le"),
+            error=UTF16_ERROR + "pass --encoding utf-16-le",
+        ),
+        Case(
+            "utf-16 with --encoding",
+            "one\n\ntwo\n".encode("utf-16-le"),
+            flags=("--encoding", "utf-16-le", "--split", "paragraph"),
+            stdout=r"train\.csv:\s+2 examples, 6 characters; from 1 document; dropped 0 empty, 0 duplicate",
+        ),
+        Case(
+            "stray NUL byte",
+            b"line one\nli\x00ne two\n",
+            error=r"{input}: byte 11 \(line 2\) is a NUL byte \(0x00\), which text does not hold: a binary file, "
+            r"or stray NULs; remove them \(`tr -d '\\000' < input\.txt > fixed\.txt`\) or give a text file",
+        ),
+        Case(
+            "tsv with --column",
+            b"id\ttext\n1\thello\n",
+            flags=("--column", "text"),
+            input_name="data.tsv",
+            error=r"{input}: text2csv does not read \.tsv tables, and " + NOT_TSV,
+        ),
+        Case(
+            "xlsx",
+            b"PK\x03\x04 a zip",
+            input_name="data.xlsx",
+            error=r"{input}: text2csv does not read \.xlsx tables, and " + NOT_TSV,
+        ),
+        Case(
+            "--column on a text file",
+            b"some text\n",
+            flags=("--column", "Joke"),
+            input_name="notes.txt",
+            error=r"--column Joke applies to \.csv, \.json, \.jsonl, \.parquet inputs, and none of the inputs is one "
+            r"\(text files and folders are read whole\); save the table as CSV, or leave out --column",
+        ),
+        Case(
+            "--column text, named, on a text file",
+            b"some text\n",
+            flags=("--column", "text"),
+            input_name="notes.txt",
+            error=r"--column text applies to \.csv, \.json, \.jsonl, \.parquet inputs, and none of the inputs is one "
+            r"\(text files and folders are read whole\); save the table as CSV, or leave out --column",
+        ),
+        Case(
+            "end-of-text token",
+            b"intro\nstory one<|endoftext|>story two\n",
+            error=r"{input}: line 2: holds the end-of-text token <\|endoftext\|>, which the tokenizer reads as that "
+            r"token in the middle of an example; cut examples there with --separator '<\|endoftext\|>', or remove it",
+        ),
+        Case(
+            "end-of-text token in a CSV row",
+            b'text\nfine\n"two\nlines<|endoftext|>"\n',
+            flags=("--column", "text"),
+            error=r"{input}: line 4: holds the end-of-text token <\|endoftext\|>, .*",
+        ),
+        Case(
+            "end-of-text token as the separator",
+            b"story one<|endoftext|>story two<|endoftext|>\n",
+            flags=("--separator", "<|endoftext|>"),
+            stdout=r"train\.csv:\s+2 examples, 18 characters; from 1 document; dropped 1 empty, 0 duplicate",
+        ),
+        Case(
+            "validation.csv is a folder",
+            b"some text\n",
+            existing=("train.csv", "validation.csv/"),
+            error=r"{output}/validation\.csv is a folder; move it away, or choose another --output_dir",
+        ),
+        Case(
+            "tab-separated",
+            b"id\ttext\n1\ta\n",
+            flags=("--column", "text"),
+            error=r"{input} looks tab-separated \(line 1 is 'id\\ttext'\); a CSV here must be comma-separated: "
+            "save it again as CSV with commas",
+        ),
+        Case(
+            "tokenizer that is a file",
+            b"some text\n",
+            flags=("--split", "tokens", "--max_tokens", "10", "--tokenizer", "{input}"),
+            error=r"--tokenizer {input} is a file; give the folder that holds it \({tmp}\)",
+        ),
     ]
 
 
 def _input_name(script: str, case: Case) -> str:
+    if case.input_name:
+        return case.input_name
     if case.name == "crafted pickle":
         return "postings.pkl"
     if script == "text2csv.py" and "--column" not in case.flags:
@@ -127,20 +302,34 @@ def _input_name(script: str, case: Case) -> str:
     return "input.csv"
 
 
+def _tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` with its bytes (None for a folder)."""
+    return {str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes() for p in sorted(folder.rglob("*"))}
+
+
 def _check(script: str, case_name: str, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     [case] = [c for c in _cases(script, marker) if c.name == case_name]
     src = tmp_path / _input_name(script, case)
-    src.write_bytes(case.data)
+    src.parent.mkdir(parents=True, exist_ok=True)
+    if case.data is None:
+        src.mkdir()
+    else:
+        src.write_bytes(case.data)
     output = tmp_path / "out"
     if case.name == "output folder is a file":
         output.write_text("not a folder\n")
-    args = [str(src), "--output_dir", str(output), *case.flags]
+    for name in case.existing:
+        (output / name).parent.mkdir(parents=True, exist_ok=True)
+        (output / name).mkdir() if name.endswith("/") else (output / name).write_text("old\n")
+    fill = {"input": str(src), "output": str(output), "tmp": str(tmp_path)}
+    args = [str(src), "--output_dir", str(output)]
     if script == "prepare_jobs.py":
         args = ["--input", *args, "--length_unit", "words", "--keyword_backend", "tfidf", "--validation_fraction", "0"]
     else:
         args += ["--validation_fraction", "0"]
-    before = sorted(p.name for p in tmp_path.iterdir())
+    args += [flag.format(**fill) for flag in case.flags]  # last: a case's flags override the defaults above
+    before = _tree(tmp_path)
     proc = _run(script, args, cwd=tmp_path)
 
     assert "Traceback" not in proc.stderr, proc.stderr
@@ -151,13 +340,11 @@ def _check(script: str, case_name: str, tmp_path: Path) -> None:
         with open(output / "train.csv", encoding="utf-8", newline="") as f:
             assert len(list(csv.DictReader(f))) == 2
         return
-    expected = case.error.format(input=re.escape(str(src)), output=re.escape(str(output)))
+    expected = case.error.format(**{k: re.escape(v) for k, v in fill.items()})
     assert proc.returncode == 2, (proc.returncode, proc.stderr)
     assert proc.stderr.count("\n") == 1, proc.stderr  # one line
     assert re.fullmatch(f"error: {expected}\n", proc.stderr), proc.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no output folder, no partial file
-    if output.is_file():
-        assert output.read_text() == "not a folder\n"
+    assert _tree(tmp_path) == before  # no output folder, no partial file, no file replaced
 
 
 @pytest.mark.parametrize("case", [c.name for c in _cases("prepare_jobs.py", Path("x"))])

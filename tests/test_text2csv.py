@@ -305,6 +305,42 @@ def test_input_is_never_overwritten(tmp_path):
     src = write(tmp_path / "train.csv", "text\nhello\n")
     with pytest.raises(UserError, match=r"train\.csv is both an input and an output"):
         run(tmp_path, src, output_dir=str(tmp_path), validation_fraction=0.0)
+    os.link(src, tmp_path / "linked.csv")  # another name of the same file
+    with pytest.raises(UserError, match=r"linked\.csv is both an input and an output"):
+        run(tmp_path, tmp_path / "linked.csv", output_dir=str(tmp_path), validation_fraction=0.0)
+    assert src.read_text() == "text\nhello\n"
+
+
+def test_an_earlier_runs_validation_csv_goes_and_a_file_of_the_users_stays(tmp_path, capsys):
+    src = write(tmp_path / "c.txt", "".join(f"line {i}\n" for i in range(10)))
+    out = tmp_path / "out"
+    run(tmp_path, src, split="line", validation_fraction=0.2)
+    assert len(read_csv(out / "validation.csv")) == 2
+    run(tmp_path, src, split="line", validation_fraction=0.0)  # it may hold examples train.csv now has
+    assert sorted(p.name for p in out.iterdir()) == [STATS_FILE, "train.csv"]
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"removed {out / 'validation.csv'}: an earlier run's validation split, not one of this run's"
+    )
+    write(out / "validation.csv", "text\nmy own\n")  # put there by the user, after that run
+    os.utime(out / "validation.csv", (os.stat(out / STATS_FILE).st_mtime + 5,) * 2)
+    run(tmp_path, src, split="line", validation_fraction=0.0)
+    assert read_csv(out / "validation.csv") == ["my own"]
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"note: no validation split this time; {out / 'validation.csv'} is not from text2csv, left as it is"
+    )
+
+
+def test_staged_outputs_check_every_target_before_replacing_any(tmp_path):
+    from domainlm.tables import staged_outputs
+
+    out = write(tmp_path / "out" / "train.csv", "text\nold\n").parent
+    (out / "validation.csv").mkdir()
+    message = r"^.*/out/validation\.csv is a folder; move it away, or choose another --output_dir$"
+    with pytest.raises(UserError, match=message), staged_outputs(out) as staged:
+        staged.file("train.csv").write_text("text\nnew\n")
+        staged.file("validation.csv").write_text("text\nnew\n")
+    assert read_csv(out / "train.csv") == ["old"]
+    assert sorted(p.name for p in out.iterdir()) == ["train.csv", "validation.csv"]  # no staging folder left
 
 
 # --- tokens mode -------------------------------------------------------------------------------------
@@ -373,6 +409,34 @@ def test_token_cutter_cuts_lines_then_sentences_then_tokens(count):
     # one document cut between paragraphs, one paragraph between lines, one line between sentences, one sentence
     assert cutter.cuts == {"paragraph": 1, "line": 1, "sentence": 1, "token": 1}
     assert "".join(pieces).replace(" ", "").replace("\n", "") == doc.replace(" ", "").replace("\n", "")
+
+
+def test_token_cutter_cuts_a_sentence_without_stops_in_linear_time():
+    counted = []
+
+    def words(text: str) -> int:  # one token per word
+        counted.append(len(text))
+        return len(text.split())
+
+    text = " ".join(f"w{i}" for i in range(25))
+    assert TokenCutter(words, 10)(text) == [
+        "w0 w1 w2 w3 w4 w5 w6 w7 w8 w9",
+        "w10 w11 w12 w13 w14 w15 w16 w17 w18 w19",
+        "w20 w21 w22 w23 w24",
+    ]
+    long_text = " ".join(f"w{i}" for i in range(4000))  # 22,889 characters, one sentence
+    counted.clear()
+    pieces = TokenCutter(words, 10)(long_text)
+    assert pieces == [" ".join(f"w{i}" for i in range(a, a + 10)) for a in range(0, 4000, 10)]
+    # About 8 characters counted per character of text; counting the rest before each cut was 216.
+    assert sum(counted) < 20 * len(long_text)
+
+
+def test_token_cutter_cuts_chinese_and_japanese_sentences():
+    cutter = TokenCutter(len, 6)  # one token per character
+    assert cutter("我们招聘。你好吗？很好！") == ["我们招聘。", "你好吗？", "很好！"]
+    assert cutter.cuts == {"sentence": 1}
+    assert cutter("「はい。」と言った。") == ["「はい。」", "と言った。"]  # after the closing 」
 
 
 def test_tokens_mode_end_to_end(tmp_path, tokenizer_dir, count):
