@@ -79,8 +79,9 @@ def test_samples_and_evaluation_before_training_leave_the_weights_unchanged(tmp_
     assert watched["train_loss"] == plain["train_loss"] and watched["eval_loss"] == plain["eval_loss"]
 
     rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
-    validation = [p.title for p in sample_prompts(_texts(records_dir / "validation.csv"), 2)]
+    validation = ["Restaurant Supervisor Intern", "Product Engineering Manager - Mobile Apps (Fixed Term, 12 Months)"]
     assert [(r["step"], r["title"]) for r in rows] == [(s, t) for s in (2, 4) for t in validation]
+    assert rows[0]["keywords"] == "room service, team rostering, pastry, guest complaints, reservations, upselling"
     assert all(r["prompt"] == f"{r['title']}<|SEP|>{r['keywords']}<|SEP|>" and r["text"] for r in rows)
 
     # perplexity before and after, in the results and in all_results.json
@@ -89,12 +90,6 @@ def test_samples_and_evaluation_before_training_leave_the_weights_unchanged(tmp_
         assert saved[key] == pytest.approx(watched[key])
     assert "eval_before_loss" not in plain
     assert watched["eval_before_perplexity"] > watched["eval_perplexity"]  # 4 steps at 1e-3 learn something
-
-
-def _texts(path: Path) -> list[str]:
-    from domainlm.tables import read_table
-
-    return [r["text"] for r in read_table(path)]
 
 
 def test_evaluation_before_training_needs_do_eval(tmp_path, tiny_model_dir, records_dir):

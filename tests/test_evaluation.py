@@ -90,7 +90,11 @@ def test_perplexity_is_token_weighted_over_records(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def memorised_dir(tmp_path_factory, bpe_tokenizer_dir):
-    out = memorised_model_dir(tmp_path_factory, bpe_tokenizer_dir)
+    import shutil
+
+    # a copy: the files written below must not reach other modules that share the memorised folder
+    out = tmp_path_factory.mktemp("memorised_eval") / "model"
+    shutil.copytree(memorised_model_dir(tmp_path_factory, bpe_tokenizer_dir), out)
     log = [{"loss": 5.0, "step": 10, "epoch": 0.5}, {"eval_loss": 4.0, "eval_perplexity": 54.6, "step": 20, "epoch": 1.0},
            {"loss": 3.0, "step": 20, "epoch": 1.0}, {"eval_loss": 4.0, "eval_perplexity": 54.6, "step": 20, "epoch": 1.0}]  # fmt: skip
     (out / "trainer_state.json").write_text(json.dumps({"log_history": log}))
@@ -112,7 +116,11 @@ def test_evaluation_run_writes_results_samples_and_report(memorised_dir, tmp_pat
     assert conds["conditioned"]["keyword_coverage"] == 1.0  # memorised: the bodies come back word for word
     assert conds["conditioned"]["stopped_at_eos"] == 1.0
     assert conds["reference"]["keyword_coverage"] == 1.0 and conds["reference"]["words"] == (6 + 6) / 2
-    assert 0.0 <= conds["title_only"]["keyword_coverage"] <= 1.0
+    title_only = [s for s in map(json.loads, (tmp_path / "eval" / "eval_samples.jsonl").read_text().splitlines())
+                  if s["condition"] == "title_only"]  # fmt: skip
+    per_sample = [sum(s["keyword_hits"].values()) / len(s["keyword_hits"]) for s in title_only]
+    assert conds["title_only"]["keyword_coverage_per_sample"] == pytest.approx(per_sample)
+    assert conds["title_only"]["keyword_coverage"] == pytest.approx(sum(per_sample) / 2)
     ppl = results["perplexity"]
     assert ppl["texts"] == 3 and ppl["after"] < 5 and ppl["before"] > 100 and ppl["training_eval"] == 54.6
     out = tmp_path / "eval"

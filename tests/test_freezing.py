@@ -5,6 +5,7 @@ import json
 import pytest
 import torch
 
+from domainlm.errors import UserError
 from domainlm.freezing import (
     UnfreezeSchedule,
     depths,
@@ -33,9 +34,11 @@ def test_freeze_all_but_last():
     model = tiny_gpt2()
     counts = freeze_all_but_last(model, 1)
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
-    assert trainable == {n for n in depths(model) if depths(model)[n] >= 2}
-    assert "transformer.h.0.ln_1.weight" not in trainable and "transformer.wpe.weight" not in trainable
-    assert counts["trainable"] + counts["frozen"] == sum(p.numel() for p in model.parameters())
+    block = ("attn.c_attn", "attn.c_proj", "ln_1", "ln_2", "mlp.c_fc", "mlp.c_proj")
+    last = {f"transformer.h.1.{m}.{w}" for m in block for w in ("weight", "bias")}
+    assert trainable == last | {"transformer.ln_f.weight", "transformer.ln_f.bias", "transformer.wte.weight"}
+    # n_embd 8: a block holds 872 numbers, ln_f 16, the tied embedding 30 x 8; wpe 16 x 8 stays frozen
+    assert counts == {"trainable": 872 + 16 + 240, "frozen": 128 + 872}
 
 
 def test_layerwise_rates_exact():
@@ -64,7 +67,7 @@ def test_schedule_parse_and_gates():
     lambdas = gated_lambdas(lambda s: 0.5, groups, UnfreezeSchedule.parse("0:1,10:all"), 2, lambda: 0.0)
     assert [f(0) for f in lambdas] == [0.0, 0.0, 0.5, 0.5]
     assert [f(10) for f in lambdas] == [0.5, 0.5, 0.5, 0.5]
-    with pytest.raises(Exception, match="expected"):
+    with pytest.raises(UserError, match=r"^--unfreeze_schedule '0-2': expected \"STEP:N,STEP:N,...\", e\.g\. "):
         UnfreezeSchedule.parse("0-2")
 
 
@@ -108,6 +111,12 @@ def test_gradual_unfreezing_with_layerwise_rates(tmp_path, tiny_model_dir, recor
     moved = changed(load(tiny_model_dir), load(out))
     # block.0 and the position embeddings were locked for steps 0-1 and open for step 2: they moved once
     assert any(".h.0." in k for k in moved) and "transformer.wpe.weight" in moved
+    # the same schedule stopped after step 1 leaves them exactly as they were
+    early = train(tmp_path / "early", tiny_model_dir, records_dir, "--unfreeze_schedule", "0:1,2:all",
+                  "--warmup_steps", "0", "--lr_scheduler_type", "constant", "--max_steps", "2")  # fmt: skip
+    moved_early = changed(load(tiny_model_dir), load(early))
+    assert not {k for k in moved_early if ".h.0." in k or "wpe" in k}
+    assert "transformer.wte.weight" in moved_early
 
 
 def test_locked_groups_stay_exactly_unchanged(tmp_path, tiny_model_dir, records_dir):

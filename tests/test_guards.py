@@ -122,7 +122,8 @@ def test_disk_guard_refuses_before_step_one_and_the_threshold_is_exact(tmp_path,
     assert (tmp_path / "out" / "checkpoint-2").is_dir()
     # and the switch turns the check off
     monkeypatch.setattr(guards, "free_bytes", lambda path: 0)
-    main([*argv, "--check_disk_space", "false", "--overwrite_output_dir"])
+    main([*argv, "--check_disk_space", "false", "--output_dir", str(tmp_path / "unchecked")])
+    assert (tmp_path / "unchecked" / "checkpoint-2").is_dir()
 
 
 # --- divergence ----------------------------------------------------------------------------------------------

@@ -96,7 +96,7 @@ def test_segments_are_the_mask_transformers_builds():
     assert segments == pa.PackedSegments(lengths=(5, 7, 3, 9), rows=2, row_length=12)
     dense = create_causal_mask(config=mask_config("sdpa"), **args)
     assert dense.shape == (2, 1, 12, 12) and torch.equal(segments.dense_mask(), dense)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^segment lengths \(5, 6\) do not tile 1 rows of 12$"):
         pa.PackedSegments(lengths=(5, 6), rows=1, row_length=12)
 
 

@@ -41,7 +41,7 @@ def test_body_only_labels(word_tokenizer):
 def test_pack_lengths_best_fit_decreasing():
     assert pack_lengths([5, 3, 8, 2, 4], capacity=10) == [[2, 3], [0, 4], [1]]
     assert pack_lengths([10, 10], capacity=10) == [[0], [1]]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^sequence 0 has 11 tokens, over the capacity 10$"):
         pack_lengths([11], capacity=10)
 
 
@@ -102,8 +102,12 @@ def test_shuffle_is_deterministic_and_changes_with_the_epoch():
     row = "Chef<|SEP|>a, b, c, d, e, f<|SEP|>Body, with commas."
     first = shuffle_keywords(row, seed=1, epoch=0)
     assert first == shuffle_keywords(row, seed=1, epoch=0)
+    assert [shuffle_keywords(row, seed=1, epoch=e).split("<|SEP|>")[1] for e in range(3)] == [
+        "f, d, a, e, c, b",
+        "b, f, e, a, d, c",
+        "f, c, b, e, a, d",
+    ]
     orders = {shuffle_keywords(row, seed=1, epoch=e) for e in range(6)}
-    assert len(orders) > 1
     for text in orders:
         title, kws, body = text.split("<|SEP|>")
         assert (title, body) == ("Chef", "Body, with commas.")
@@ -118,9 +122,9 @@ def test_shuffler_reencodes_records_and_packed_rows(word_tokenizer):
     shuffler = KeywordShuffler(encoder, block_size=64, seed=3)
     plain = shuffler([{"input_ids": ids[0], "labels": labels[0], "text": text}])
     assert plain == [{"input_ids": ids[0], "labels": labels[0]}]  # no epoch yet: unchanged, text dropped
-    shuffler.epoch = 2
-    expected_text = shuffle_keywords(text, 3, 2)
-    expected_ids, _ = encoder.encode([expected_text])
+    shuffler.epoch = 3
+    expected_ids, _ = encoder.encode(["chef<|SEP|>d, a, b, c<|SEP|>cook"])  # seed 3, epoch 3
+    assert expected_ids[0] != ids[0]
     assert shuffler([{"input_ids": ids[0], "labels": labels[0], "text": text}])[0]["input_ids"] == expected_ids[0]
     packed = shuffler([{"input_ids": ids[0] * 2, "labels": labels[0] * 2, "position_ids": [], "texts": [text, text]}])[
         0

@@ -87,8 +87,8 @@ def test_bytes_of_a_given_size_are_refused(tmp_path):
 
 
 def test_a_dataframe_loads_as_plain_columns(tmp_path):
-    pd = pytest.importorskip("pandas")
     import numpy as np
+    import pandas as pd
 
     frame = pd.DataFrame(
         {
@@ -115,8 +115,8 @@ def test_a_dataframe_loads_as_plain_columns(tmp_path):
 
 
 def test_dataframe_layouts_fortran_blocks_and_python_strings(tmp_path):
-    pd = pytest.importorskip("pandas")
     import numpy as np
+    import pandas as pd
 
     fortran = pd.DataFrame(np.arange(6).reshape(3, 2), columns=["a", "b"])  # a transposed (F-order) block
     path = tmp_path / "f.pkl"
@@ -128,7 +128,8 @@ def test_dataframe_layouts_fortran_blocks_and_python_strings(tmp_path):
 
 
 def test_dataframe_of_other_dtypes_is_refused(tmp_path):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     path = tmp_path / "dates.pkl"
     pd.DataFrame({"posted": pd.to_datetime(["2021-01-01"])}).to_pickle(path)
     with pytest.raises(RefusedPickle, match=r"asks for pandas\.arrays\.DatetimeArray"):
@@ -136,7 +137,8 @@ def test_dataframe_of_other_dtypes_is_refused(tmp_path):
 
 
 def test_a_huge_range_index_is_refused_not_materialised(tmp_path):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     data = pickle.dumps(pd.DataFrame(index=range(10)), protocol=2)  # protocol 2: no frames to resize
     stop_10 = b"h\x0bK\n"  # the rows' RangeIndex: memo 11 ('stop'), then the int 10
     assert data.count(stop_10) == 1
@@ -146,8 +148,9 @@ def test_a_huge_range_index_is_refused_not_materialised(tmp_path):
 
 
 def test_arrow_offsets_outside_their_buffer_are_refused(tmp_path):
-    pd = pytest.importorskip("pandas")
-    pytest.importorskip("pyarrow")
+    import pandas as pd
+    import pyarrow  # noqa: F401  (parquet needs it)
+
     data = pickle.dumps(pd.DataFrame({"t": ["abc"]}), protocol=5)
     offsets = (0).to_bytes(8, "little") + (3).to_bytes(8, "little")
     assert data.count(offsets) == 1
@@ -174,7 +177,8 @@ def test_unreadable_pickles(tmp_path, data, message):
 @pytest.mark.shared_data
 @pytest.mark.skipif(not REAL_PICKLE.is_file(), reason=f"real data not found at {REAL_PICKLE}")
 def test_real_pickle_and_its_dataframe_load(tmp_path):
-    pd = pytest.importorskip("pandas")
+    import pandas as pd
+
     obj = load_plain_pickle(REAL_PICKLE)
     assert sorted(obj) == ["keywords", "text", "title"] and len(obj["text"]) == 936
     path = tmp_path / "frame.pkl"

@@ -46,5 +46,5 @@ def test_parse_round_trip_and_is_record():
     rec = parse_record(row)
     assert (rec.title, rec.keywords, rec.body) == ("Chef", ("knife skills", "haccp"), "Cook.\n\nClean.")
     assert is_record(row) and not is_record("plain text") and not is_record(None)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"^not a record: expected two <\|SEP\|> separators in 'no separators'$"):
         parse_record("no separators")
