@@ -157,6 +157,15 @@ class DataArguments:
                 raise UserError(f"--{flag} {path}: use a {', '.join(TRAIN_SUFFIXES)} file")
         if not 0 <= self.validation_split_percentage < 100:
             raise UserError("--validation_split_percentage must be between 0 and 99")
+        for flag in ("max_train_samples", "max_eval_samples"):
+            if getattr(self, flag) is not None and getattr(self, flag) < 1:
+                raise UserError(
+                    f"--{flag} {getattr(self, flag)}: must be at least 1; leave it out to keep every sequence"
+                )
+        if self.block_size is not None and self.block_size < 1:
+            raise UserError(
+                f"--block_size {self.block_size}: must be at least 1; leave it out for the model's context (at most 1024)"
+            )
 
 
 @dataclass
@@ -166,8 +175,8 @@ class RunArguments:
     overwrite_output_dir: bool = field(
         default=False,
         metadata={
-            "help": "Start afresh even if output_dir holds checkpoints. Without it, training continues from the "
-            "last checkpoint there (the 4.x behaviour)."
+            "help": "Start afresh even if output_dir holds checkpoints or a model. Without it, training continues "
+            "from the last checkpoint there, and a non-empty output_dir without one is refused (the 4.x behaviour)."
         },
     )
     # Long runs and what they show (domainlm/guards.py, domainlm/callbacks.py, domainlm/model_card.py)
@@ -345,38 +354,77 @@ def cpu_bf16(argv: list[str] | None = None, options: dict[str, Any] | None = Non
     logger.warning("--bf16 without a CUDA GPU: training on the CPU in bfloat16 (--use_cpu added)")
 
 
+def read_json_file(path: str | os.PathLike) -> Any:
+    """A JSON file's content; a malformed one is a ``UserError`` naming the line."""
+    from domainlm.tables import read_text
+
+    try:
+        return json.loads(read_text(path))
+    except json.JSONDecodeError as err:
+        raise UserError(f"{path}: line {err.lineno}: invalid JSON ({err.msg})") from None
+
+
+def deepspeed_flag(argv: list[str]) -> str | None:
+    """The value of ``--deepspeed`` on a command line ("" when the flag has none), else None."""
+    for i, arg in enumerate(argv):
+        if arg == "--deepspeed":
+            return argv[i + 1] if i + 1 < len(argv) and not argv[i + 1].startswith("--") else ""
+        if arg.startswith("--deepspeed="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def prepare_deepspeed(config: Any) -> None:
+    """Before ``TrainingArguments`` start DeepSpeed: its config file exists and parses, no stale build lock
+    would make it wait for good, and a run without a launcher gets a one-process environment."""
+    if isinstance(config, (str, os.PathLike)):
+        if not Path(config).is_file():
+            raise UserError(f"--deepspeed {config}: no such file")
+        if not isinstance(read_json_file(config), dict):
+            raise UserError(f"{config}: expected a JSON object of DeepSpeed settings")
+    check_build_locks()  # parsing starts DeepSpeed, which would wait on a stale lock for good
+    from domainlm.distributed import single_process_env
+
+    single_process_env()
+
+
 def parse_args(
     argv: list[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, RunArguments, TrainingArguments]:
     from transformers import HfArgumentParser, TrainingArguments
 
+    from domainlm.distributed import explain_port_in_use
+
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
     parser.epilog = legacy_help()
     if len(argv) == 1 and argv[0].endswith(".json"):
-        from domainlm.tables import read_text
-
-        try:
-            options = json.loads(read_text(argv[0]))
-        except json.JSONDecodeError as err:
-            raise UserError(f"{argv[0]}: line {err.lineno}: invalid JSON ({err.msg})") from None
+        options = read_json_file(argv[0])
+        if not isinstance(options, dict):
+            raise UserError(f'{argv[0]}: expected a JSON object of options, such as {{"do_train": true}}')
         options = translate_legacy_dict(options)
         cpu_bf16(options=options)
         if options.get("deepspeed"):
-            check_build_locks()
-        model_args, data_args, run_args, training_args = parser.parse_dict(options)
+            prepare_deepspeed(options["deepspeed"])
+        with explain_port_in_use():
+            model_args, data_args, run_args, training_args = parser.parse_dict(options)
     else:
         try:
             argv = translate_legacy_argv(argv)
             cpu_bf16(argv)
-            if any(arg == "--deepspeed" or arg.startswith("--deepspeed=") for arg in argv):
-                check_build_locks()  # parsing starts DeepSpeed, which would wait on a stale lock for good
-            model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
+            config = deepspeed_flag(argv)
+            if config:
+                prepare_deepspeed(config)
+            with explain_port_in_use():
+                model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
         except ValueError as err:
             if "not used by the HfArgumentParser" in str(err):
                 unknown = str(err).split(":", 1)[1].strip()
                 raise UserError(f"unknown flags {unknown}; see python run_clm.py --help") from None
             raise
+    from domainlm.tables import check_output_dir
+
+    check_output_dir(training_args.output_dir)
     if not (training_args.do_train or training_args.do_eval):
         raise UserError("nothing to do: pass --do_train and/or --do_eval")
     if training_args.do_train and not data_args.train_file:

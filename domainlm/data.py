@@ -19,6 +19,7 @@ With ``--loss_on body`` the title and keywords of a record are masked out of the
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,14 +39,29 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
+LINE_COLUMN = "_line"  # where a row starts in its file (``text_row_lines``), for messages about the row
 
 
 def check_data_file(path: str, text_column: str, flag: str) -> int:
     """Read the file once with the strict reader; returns the number of rows with text.
 
-    Malformed CSV, wrong encoding, a missing column or a file without text end in a ``UserError``
-    that names the file and the line.
+    Malformed CSV, wrong encoding, a missing column, a value that is not text or a file without text end
+    in a ``UserError`` that names the file and the line.
     """
+    return len(text_row_lines(path, text_column, flag))
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"true/false ({json.dumps(value)})"
+    if isinstance(value, (int, float)):
+        return f"a number ({value})"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
+
+
+def text_row_lines(path: str, text_column: str, flag: str) -> list[int]:
+    """Where each row with text starts in the file, in order: the line (CSV, JSON lines, text) or the
+    position in the list (a .json file), as the checks of ``check_data_file`` count them."""
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{flag} {path}: no such file")
@@ -53,17 +69,34 @@ def check_data_file(path: str, text_column: str, flag: str) -> int:
     if suffix == ".txt":
         from domainlm.tables import read_text
 
-        n = sum(1 for line in read_text(p).splitlines() if line.strip())
+        lines = [i for i, line in enumerate(read_text(p).splitlines(), start=1) if line.strip()]
     elif suffix == ".csv":
         header, rows = iter_csv(p)
         require_columns(p, header, {text_column: "--text_column"})
-        n = sum(1 for _, row in rows if row[text_column].strip())
+        lines = [line for line, row in rows if row[text_column].strip()]
     else:
-        rows = read_table(p, {text_column: "--text_column"})
-        n = sum(1 for row in rows if isinstance(row.get(text_column), str) and row[text_column].strip())
-    if n == 0:
+        lines = []
+        for row in read_table(p, {text_column: "--text_column"}):
+            value = row.get(text_column)
+            if value is not None and not isinstance(value, str):
+                raise UserError(
+                    f"{path}: {_position(path, row['_line'])}: column {text_column!r} is {_json_kind(value)}; "
+                    'it must be text, a JSON string such as "..."'
+                )
+            if value and value.strip():
+                lines.append(row["_line"])
+    if not lines:
         raise UserError(f"{flag} {path}: no row has text in column {text_column!r}")
-    return n
+    return lines
+
+
+def _position(path: str, line: int) -> str:
+    """``line N``, or ``row N`` for a .json file (a list: its rows have no lines of their own)."""
+    return f"{'row' if Path(path).suffix.lower() == '.json' else 'line'} {line}"
+
+
+def _row_at(path: str, line: int) -> str:
+    return f"row {line}" if Path(path).suffix.lower() == ".json" else f"the row at line {line}"
 
 
 def load_text_dataset(
@@ -111,8 +144,11 @@ def load_splits(data_args: DataArguments, training_args: TrainingArguments) -> D
     for name, flag in (("train", "train_file"), ("validation", "validation_file")):
         path = getattr(data_args, flag)
         if path:
-            check_data_file(path, data_args.text_column, f"--{flag}")
-            splits[name] = load_text_dataset(path, data_args.text_column, data_args.keep_linebreaks)
+            lines = text_row_lines(path, data_args.text_column, f"--{flag}")
+            ds = load_text_dataset(path, data_args.text_column, data_args.keep_linebreaks)
+            if len(ds) == len(lines):  # the same rows, as both readers skip rows without text
+                ds = ds.add_column(LINE_COLUMN, lines)
+            splits[name] = ds
     if "validation" not in splits and "train" in splits and training_args.do_eval:
         if data_args.validation_split_percentage == 0 or len(splits["train"]) < 2:
             raise UserError("--do_eval needs --validation_file, or --validation_split_percentage above 0 and 2+ rows")
@@ -166,11 +202,13 @@ def tokenize_records(
     load_from_cache_file: bool = True,
     body_only: bool = False,
     keep_text: bool = False,
+    source: str | None = None,
 ) -> Dataset:
     """One sequence per row: ``input_ids`` = ``tokens + [eos]`` and ``labels``.
 
     Rows over ``block_size`` tokens are dropped, truncated or an error (``overlong``). ``keep_text``
-    keeps the ``text`` column (keyword shuffling re-encodes rows each epoch).
+    keeps the ``text`` column (keyword shuffling re-encodes rows each epoch). ``source``, the file the
+    rows come from, and their ``_line`` column (``load_splits``) name the rows in messages.
     """
     encoder = RecordEncoder(tokenizer, body_only)
 
@@ -190,14 +228,17 @@ def tokenize_records(
     too_long = [i for i, n in enumerate(lengths) if n > block_size]
     if not too_long:
         return out
+    prefix = f"{source}: " if source else ""
+    rows = f"{len(too_long)} such row{'s' if len(too_long) != 1 else ''}"
     if overlong == "error":
         i = too_long[0]
+        row = _row_at(source, ds[i][LINE_COLUMN]) if source and LINE_COLUMN in ds.column_names else f"row {i + 1}"
         raise UserError(
-            f"row {i + 1} is {lengths[i]} tokens, over --block_size {block_size} ({len(too_long)} such rows); "
+            f"{prefix}{row} is {lengths[i]} tokens, over --block_size {block_size} ({rows}); "
             "raise --block_size, filter the data (prepare_jobs.py --max_tokens), or pass --overlong drop"
         )
     if overlong == "truncate":
-        logger.warning("truncating %d of %d rows to %d tokens", len(too_long), len(out), block_size)
+        logger.warning("%struncating %d of %d rows to %d tokens", prefix, len(too_long), len(out), block_size)
         return out.map(
             lambda b: {
                 "input_ids": [x[:block_size] for x in b["input_ids"]],
@@ -207,13 +248,14 @@ def tokenize_records(
         )
     keep = sorted(set(range(len(out))) - set(too_long))
     logger.warning(
-        "dropped %d of %d rows longer than %d tokens (pass --overlong truncate to keep them cut)",
+        "%sdropped %d of %d rows longer than %d tokens (pass --overlong truncate to keep them cut)",
+        prefix,
         len(too_long),
         len(out),
         block_size,
     )
     if not keep:
-        raise UserError(f"every row is longer than --block_size {block_size}; raise it or shorten the rows")
+        raise UserError(f"{prefix}every row is longer than --block_size {block_size}; raise it or shorten the rows")
     return out.select(keep)
 
 
@@ -320,15 +362,21 @@ def concat_and_chunk(
 
 
 def build_sequences(
-    ds: Dataset, tokenizer: PreTrainedTokenizerBase, mode: str, block_size: int, data_args: DataArguments
+    ds: Dataset,
+    tokenizer: PreTrainedTokenizerBase,
+    mode: str,
+    block_size: int,
+    data_args: DataArguments,
+    source: str | None = None,
 ) -> Dataset:
+    """The split's training sequences; ``source``, the file its rows come from, is named in messages."""
     cache = not data_args.overwrite_cache
     workers = data_args.preprocessing_num_workers
     body_only = data_args.loss_on == "body"
     keep_text = data_args.shuffle_keywords
     if mode in ("records", "packed"):
         ds = tokenize_records(
-            ds, tokenizer, block_size, data_args.overlong or "drop", workers, cache, body_only, keep_text
+            ds, tokenizer, block_size, data_args.overlong or "drop", workers, cache, body_only, keep_text, source
         )
         return pack_records(ds, block_size) if mode == "packed" else ds
     if mode == "concat":

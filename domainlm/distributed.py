@@ -75,6 +75,65 @@ def refill_deepspeed_config(training_args: TrainingArguments) -> None:
     training_args.deepspeed_plugin = DeepSpeedPlugin(hf_ds_config=training_args.hf_deepspeed_config)
 
 
+LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+# What ``single_process_env`` set, for ``main`` to log once logging is set up (parsing comes first).
+single_process_note: str | None = None
+
+
+def free_port() -> int:
+    """A TCP port that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("", 0))
+        return s.getsockname()[1]
+
+
+def single_process_env() -> bool:
+    """``--deepspeed`` without a launcher: the environment of a one-process launch, as transformers' docs do it
+    in a notebook. Returns True when it set something.
+
+    Why this exists. Without ``RANK``, ``LOCAL_RANK`` and ``WORLD_SIZE``, DeepSpeed looks for the ranks
+    through MPI and stops on ``No module named 'mpi4py'``. When none of the three is set, this sets
+    ``RANK=0 LOCAL_RANK=0 WORLD_SIZE=1``, and ``MASTER_ADDR=127.0.0.1`` and a free ``MASTER_PORT`` unless
+    they are set. Call it before ``TrainingArguments`` are built: they start DeepSpeed's process group.
+    """
+    global single_process_note
+    if any(name in os.environ for name in LAUNCHER_VARS):
+        return False
+    os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1")
+    os.environ.setdefault("MASTER_ADDR", "127.0.0.1")
+    os.environ.setdefault("MASTER_PORT", str(free_port()))
+    single_process_note = (
+        "--deepspeed without the deepspeed launcher: one process (RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 "
+        f"MASTER_ADDR={os.environ['MASTER_ADDR']} MASTER_PORT={os.environ['MASTER_PORT']})"
+    )
+    return True
+
+
+@contextlib.contextmanager
+def explain_port_in_use() -> Any:
+    """Around what starts the process group: a ``MASTER_PORT`` another process listens on (another run,
+    usually on the launcher's default 29500) becomes one line instead of torch's ``DistNetworkError``."""
+    try:
+        yield
+    except Exception as err:
+        from torch.distributed import DistNetworkError
+
+        if not isinstance(err, DistNetworkError) or "EADDRINUSE" not in str(err):
+            raise
+        from domainlm.errors import UserError
+
+        port, free = os.environ.get("MASTER_PORT", "29500"), free_port()
+        fix = (
+            f"set MASTER_PORT to a free port (e.g. MASTER_PORT={free}, free now)"
+            if single_process_note
+            else f"pass a free port to deepspeed with --master_port N (e.g. --master_port {free}, free now)"
+        )
+        raise UserError(f"port {port} (MASTER_PORT) is in use, probably by another run; {fix}") from None
+
+
 def _process_group_module() -> Any:
     """``torch.distributed`` when this process has started a process group, else None (torch not imported for it)."""
     dist = sys.modules.get("torch.distributed")

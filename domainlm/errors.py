@@ -10,22 +10,34 @@ class UserError(Exception):
     """Bad input or a bad flag. The message is printed alone, without a traceback."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, with the line that says how to go on (printed alone by ``run_cli``)."""
+
+
 def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None = None) -> int:
     """Run a script's ``main`` and turn a ``UserError`` into ``error: ...`` and exit status 2.
 
-    After a successful ``main``, the process group of a multi-process run is taken down
+    Ctrl-C prints one line (an ``Interrupted`` says how to go on) and gives status 130, as a shell does.
+    Any other exception is a bug and keeps its traceback. On every way out, this rank's DeepSpeed
+    shared-memory buffer is removed (``domainlm.distributed.remove_shm_buffer``); after a successful
+    ``main``, the process group of a multi-process run is taken down
     (``domainlm.distributed.release_process_group``), so that the process exits with status 0; where
     Gloo's threads outlive it, the process ends there, with status 0.
     """
+    from domainlm.distributed import release_process_group, remove_shm_buffer
+
     try:
         main(argv)
     except UserError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
-        from domainlm.distributed import remove_shm_buffer
-
         remove_shm_buffer()  # the launcher stops the other ranks, so the buffer is not needed any more
         return 2
-    from domainlm.distributed import release_process_group
-
+    except KeyboardInterrupt as err:
+        remove_shm_buffer()
+        print(str(err) if isinstance(err, Interrupted) and str(err) else "interrupted", file=sys.stderr, flush=True)
+        return 130
+    except BaseException:
+        remove_shm_buffer()  # a bug: its traceback follows, but the 70 MB buffer does not outlive it
+        raise
     release_process_group()
     return 0

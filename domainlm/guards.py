@@ -80,6 +80,41 @@ def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
     return None
 
 
+def is_resumable(path: str | os.PathLike) -> bool:
+    return is_complete_checkpoint(path) and not is_diverged(path)
+
+
+# What a run leaves in output_dir before its first checkpoint: TensorBoard logs, the optimizer's groups,
+# samples (a new run starts them afresh). With checkpoints a resume cannot use, losing them loses nothing.
+BEFORE_FIRST_CHECKPOINT = ("runs", "optimizer_groups.json", "samples.jsonl")
+
+
+def files_at_stake(output_dir: str | os.PathLike) -> list[str]:
+    """Names in ``output_dir`` that a new run would overwrite or mix with: everything but what a run writes
+    before its first checkpoint and checkpoint-* folders that are incomplete or diverged (never resumed)."""
+    root = Path(output_dir)
+    if not root.is_dir():
+        return []
+    return sorted(
+        p.name
+        for p in root.iterdir()
+        if p.name not in BEFORE_FIRST_CHECKPOINT
+        and not (p.is_dir() and _CHECKPOINT_DIR.match(p.name) and not is_resumable(p))
+    )
+
+
+def check_nothing_to_lose(output_dir: str | os.PathLike) -> None:
+    """Refuse to start a new run in a folder that holds other files (a finished model, say), as 4.x run_clm did."""
+    names = files_at_stake(output_dir)
+    if not names:
+        return
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    raise UserError(
+        f"--output_dir {output_dir} is not empty ({shown}) and holds no checkpoint to continue from; add "
+        "--overwrite_output_dir to replace it, or give another --output_dir"
+    )
+
+
 @dataclass(frozen=True)
 class Layout:
     """How a checkpoint's optimizer state is laid out: it can only be resumed the same way."""

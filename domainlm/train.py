@@ -40,9 +40,18 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
 
     "Last" means the last complete one: a run killed while saving leaves a checkpoint without its
     trainer_state.json, which is skipped. A checkpoint written under another DeepSpeed ZeRO stage or
-    number of processes is refused in one line (``domainlm.guards.check_resume``).
+    number of processes is refused in one line (``domainlm.guards.check_resume``). Without
+    ``--overwrite_output_dir``, an ``output_dir`` that holds no checkpoint to continue from but other files
+    (a finished model, say) is refused, as 4.x run_clm did (``domainlm.guards.check_nothing_to_lose``).
     """
-    from domainlm.guards import check_resume, checkpoint_dirs, current_layout, last_complete_checkpoint
+    from domainlm.guards import (
+        check_nothing_to_lose,
+        check_resume,
+        checkpoint_dirs,
+        current_layout,
+        is_resumable,
+        last_complete_checkpoint,
+    )
 
     output_dir = training_args.output_dir
     resume = training_args.resume_from_checkpoint
@@ -56,6 +65,8 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
     elif resume:
         if not os.path.isdir(resume):
             raise UserError(f"--resume_from_checkpoint {resume}: no such folder")
+        if not run_args.overwrite_output_dir and not any(is_resumable(p) for p in checkpoint_dirs(output_dir)):
+            check_nothing_to_lose(output_dir)
         chosen = str(resume)
     elif run_args.overwrite_output_dir:
         old = checkpoint_dirs(output_dir)
@@ -69,6 +80,7 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
     else:
         last = last_complete_checkpoint(output_dir)
         if last is None:
+            check_nothing_to_lose(output_dir)
             return None
         logger.info("continuing from %s (pass --overwrite_output_dir to start afresh)", last)
         chosen = str(last)
@@ -76,10 +88,86 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
     return chosen
 
 
+class OutputFolder:
+    """``output_dir`` during a run: on failure, removed again if this run created it and left nothing of use.
+
+    "Nothing of use": no optimizer step was taken, and the folder holds only what a run writes before
+    its first checkpoint (``domainlm.guards.files_at_stake`` is empty), e.g. an empty TensorBoard log.
+    Only the main process removes it. Set ``trainer`` once there is one.
+    """
+
+    def __init__(self, training_args: TrainingArguments) -> None:
+        self.path = Path(training_args.output_dir)
+        self.new = not self.path.exists()
+        self.main_process = training_args.process_index == 0
+        self.trainer: Any = None
+
+    def __enter__(self) -> OutputFolder:
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        if exc_type is None or not (self.new and self.main_process and self.path.is_dir()):
+            return
+        if self.trainer is not None and self.trainer.state.global_step > 0:
+            return
+        from domainlm.guards import files_at_stake
+
+        if not files_at_stake(self.path):
+            import shutil
+
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+def interrupted_message(run_args: RunArguments, training_args: TrainingArguments) -> str:
+    """The line Ctrl-C prints: how to continue from the last checkpoint, or that there is none."""
+    out = training_args.output_dir
+    if not training_args.do_train:
+        return "interrupted"
+    from domainlm.guards import checkpoint_dirs, is_resumable
+
+    last = next((p for p in reversed(checkpoint_dirs(out)) if is_resumable(p)), None)
+    if last is None:
+        return f"interrupted; no checkpoint in {out} yet to continue from: the same command starts afresh"
+    if run_args.overwrite_output_dir:
+        return f"interrupted; to continue from {last}, run the same command without --overwrite_output_dir"
+    resume = training_args.resume_from_checkpoint
+    if resume and str(resume).lower() != "true":
+        return f"interrupted; to continue from {last}, run the same command with --resume_from_checkpoint true"
+    return f"interrupted; run the same command again to continue from the last checkpoint in {out} ({last.name})"
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
+    from domainlm.args import parse_args
+    from domainlm.errors import Interrupted
+
+    model_args, data_args, run_args, training_args = parse_args(argv)
+    from domainlm import distributed
+
+    distributed.align_world_size(training_args)  # several DeepSpeed ranks without a GPU: see domainlm/distributed.py
+    setup_logging(training_args)
+    if distributed.single_process_note:  # set while parsing, before logging was set up
+        logger.info("%s", distributed.single_process_note)
+        distributed.single_process_note = None
+    try:
+        with OutputFolder(training_args) as folder:
+            return run(argv, model_args, data_args, run_args, training_args, folder)
+    except KeyboardInterrupt as err:
+        if isinstance(err, Interrupted):
+            raise
+        raise Interrupted(interrupted_message(run_args, training_args)) from None
+
+
+def run(
+    argv: list[str] | None,
+    model_args: Any,
+    data_args: Any,
+    run_args: RunArguments,
+    training_args: TrainingArguments,
+    folder: OutputFolder,
+) -> dict[str, Any]:
+    """Set up, train, evaluate, save (``main`` parses the arguments and handles the ways out)."""
     from transformers import set_seed
 
-    from domainlm.args import parse_args
     from domainlm.data import build_sequences, load_splits, resolve_sequence_mode
     from domainlm.metrics import argmax_logits, compute_metrics
     from domainlm.modeling import check_flash_window, configure_generation, context_length, load_model, load_tokenizer
@@ -87,12 +175,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from domainlm.tables import write_json
     from domainlm.trainer import DomainTrainer
 
-    model_args, data_args, run_args, training_args = parse_args(argv)
-    from domainlm.distributed import align_world_size
-
-    align_world_size(training_args)  # several DeepSpeed ranks without a GPU: see domainlm/distributed.py
-    setup_logging(training_args)
     set_seed(training_args.seed)
+    resume = resolve_resume(run_args, training_args) if training_args.do_train else None  # before any work
 
     tokenizer = load_tokenizer(model_args)
     with training_args.main_process_first(desc="loading data"):
@@ -102,8 +186,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     model = load_model(model_args, tokenizer, training_args)
     context = context_length(model.config)
     block_size = data_args.block_size or min(context, 1024)
-    if block_size > context:
-        raise UserError(f"--block_size {block_size} is over the model's context of {context} tokens")
+    if block_size > context:  # as 4.x run_clm: the longest the model takes, with a warning
+        logger.warning(
+            "--block_size %d is over the model's context of %d tokens: using %d", block_size, context, context
+        )
+        block_size = context
     check_flash_window(model.config, block_size)
     logger.info("sequence mode: %s, block size %d", mode, block_size)
     collate: dict[str, bool] = {}
@@ -118,9 +205,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         collate = {"flash_varlen": flash_varlen, "flatten": flatten}
 
     splits = {}
+    sources = {"train": data_args.train_file, "validation": data_args.validation_file or data_args.train_file}
     with training_args.main_process_first(desc="tokenising"):
         for name, ds in raw.items():
-            splits[name] = build_sequences(ds, tokenizer, mode, block_size, data_args)
+            splits[name] = build_sequences(ds, tokenizer, mode, block_size, data_args, source=sources[name])
     limits = {"train": data_args.max_train_samples, "validation": data_args.max_eval_samples}
     for name, limit in limits.items():
         if name in splits and limit is not None:
@@ -149,11 +237,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         compute_metrics=compute_metrics if training_args.do_eval else None,
         preprocess_logits_for_metrics=argmax_logits if training_args.do_eval else None,
     )
+    folder.trainer = trainer
 
     results: dict[str, Any] = {"sequence_mode": mode, "block_size": block_size}
     out = Path(training_args.output_dir)
     if training_args.do_train:
-        result = trainer.train(resume_from_checkpoint=resolve_resume(run_args, training_args))
+        result = trainer.train(resume_from_checkpoint=resume)
         results.update({f"train_{k}" if not k.startswith("train_") else k: v for k, v in result.metrics.items()})
         results["train_samples"] = len(splits["train"])
         results.update(eval_before_results(callbacks))

@@ -10,16 +10,22 @@ from transformers import Trainer
 from domainlm.metrics import IGNORE_INDEX, perplexity
 
 
+def tied_weights(model: Any) -> dict[str, str]:
+    """``{tied key: its source}`` (``lm_head.weight``: ``transformer.wte.weight``) when the model ties them."""
+    if not getattr(model.config, "tie_word_embeddings", False):
+        return {}
+    tied = getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or {}
+    return tied if isinstance(tied, dict) else {}
+
+
 def drop_tied_copies(model: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
     """Without the tied output head (``lm_head.weight`` = ``wte.weight``) when it is a copy of its source.
 
     DeepSpeed hands the Trainer a state dict of copies, so the tie is no longer visible and the head
     would be saved twice (320 MB more for GPT2-XL in fp32). Loading ties it again.
     """
-    if not getattr(model.config, "tie_word_embeddings", False):
-        return state_dict
-    tied = getattr(model, "all_tied_weights_keys", None) or getattr(model, "_tied_weights_keys", None) or {}
-    if not isinstance(tied, dict):
+    tied = tied_weights(model)
+    if not tied:
         return state_dict
     out = dict(state_dict)
     for key, source in tied.items():
@@ -163,6 +169,15 @@ class DomainTrainer(Trainer):
                 if hasattr(callback, "check_loss"):
                     callback.check_loss(loss, self.state)
         return loss
+
+    def _issue_warnings_after_load(self, load_result: Any) -> None:
+        """The Trainer's warnings after loading a checkpoint's weights, except "missing keys: ['lm_head.weight']":
+        checkpoints hold a tied head once (``_save``), and loading its source loads it too."""
+        tied = tied_weights(self.model)
+        missing = [k for k in load_result.missing_keys if not (k in tied and tied[k] not in load_result.missing_keys)]
+        if len(missing) < len(load_result.missing_keys) and hasattr(load_result, "_replace"):
+            load_result = load_result._replace(missing_keys=missing)
+        super()._issue_warnings_after_load(load_result)
 
     def _save(self, output_dir: str | None = None, state_dict: dict | None = None) -> None:
         if state_dict is not None:

@@ -107,3 +107,64 @@ def test_help_lists_the_accepted_4x_flags(capsys):
         assert f"--{old} (" in printed
     assert "--evaluation_strategy (--eval_strategy)" in printed
     assert "--group_by_length (--train_sampling_strategy group_by_length)" in printed
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--block_size", "0"], "--block_size 0: must be at least 1; leave it out for the model's context (at most 1024)"),
+        (["--block_size", "-5"], "--block_size -5: must be at least 1; leave it out for the model's context (at most 1024)"),
+        (["--max_train_samples", "0"], "--max_train_samples 0: must be at least 1; leave it out to keep every sequence"),
+        (["--max_eval_samples", "-3"], "--max_eval_samples -3: must be at least 1; leave it out to keep every sequence"),
+    ],
+)  # fmt: skip
+def test_sizes_below_one_are_refused(tmp_path, flags, message):
+    with pytest.raises(UserError) as err:
+        parse_args([*BASE, "--output_dir", str(tmp_path / "out"), *flags])
+    assert str(err.value) == message
+    assert not (tmp_path / "out").exists()
+
+
+def test_unset_block_size_stays_the_default(tmp_path):
+    assert parse_args([*BASE, "--output_dir", str(tmp_path / "out")])[1].block_size is None
+
+
+def test_an_output_dir_that_is_a_file_is_refused_before_any_work(tmp_path):
+    (tmp_path / "afile").write_text("keep me")
+    with pytest.raises(UserError) as err:
+        parse_args([*BASE, "--output_dir", str(tmp_path / "afile")])
+    assert str(err.value) == f"--output_dir {tmp_path / 'afile'} is a file; give a folder"
+    assert (tmp_path / "afile").read_text() == "keep me"
+
+
+@pytest.mark.parametrize("form", ["command line", "options file"])
+def test_a_missing_or_malformed_deepspeed_config_is_one_line(tmp_path, monkeypatch, form):
+    """Checked before DeepSpeed starts: no process group, no environment set for one."""
+    for name in ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    bad = tmp_path / "ds_bad.json"
+    bad.write_text('{"train_batch_size": "auto",\n}\n')
+    missing = tmp_path / "nope.json"
+    for config, message in (
+        (missing, f"--deepspeed {missing}: no such file"),
+        (bad, f"{bad}: line 2: invalid JSON (Expecting property name enclosed in double quotes)"),
+    ):
+        if form == "command line":
+            argv = [*BASE, "--output_dir", str(tmp_path / "out"), "--deepspeed", str(config)]
+        else:
+            options = {"model_type": "gpt2", "tokenizer_name": "tok", "train_file": "t.csv", "do_train": True,
+                       "output_dir": str(tmp_path / "out"), "deepspeed": str(config)}  # fmt: skip
+            (tmp_path / "options.json").write_text(json.dumps(options))
+            argv = [str(tmp_path / "options.json")]
+        with pytest.raises(UserError) as err:
+            parse_args(argv)
+        assert str(err.value) == message
+    assert "RANK" not in os.environ and "MASTER_PORT" not in os.environ
+
+
+def test_an_options_file_that_is_not_an_object(tmp_path):
+    path = tmp_path / "options.json"
+    path.write_text('["--do_train"]')
+    with pytest.raises(UserError) as err:
+        parse_args([str(path)])
+    assert str(err.value) == f'{path}: expected a JSON object of options, such as {{"do_train": true}}'

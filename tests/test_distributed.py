@@ -3,6 +3,7 @@
 Run in a fresh interpreter: a process group in the test process would outlive the test.
 """
 
+import json
 import re
 import subprocess
 import sys
@@ -62,3 +63,182 @@ def test_a_successful_run_takes_the_process_group_down_or_leaves_before_shutdown
         r"interpreter shutdown",
         lines[-1],
     ), lines[-1]
+
+
+# --- Ctrl-C and bugs: one line, or the traceback, and never DeepSpeed's shared-memory buffer left behind ----------
+
+
+def test_ctrl_c_is_one_line_with_status_130_and_every_way_out_removes_the_buffer(capsys, monkeypatch):
+    from domainlm import distributed
+    from domainlm.errors import Interrupted, UserError, run_cli
+
+    removed = []
+    monkeypatch.setattr(distributed, "remove_shm_buffer", lambda: removed.append(True))
+
+    def ctrl_c(argv):
+        raise KeyboardInterrupt
+
+    def ctrl_c_in_training(argv):
+        raise Interrupted("interrupted; run the same command again to continue from the last checkpoint in o")
+
+    def bad_flag(argv):
+        raise UserError("bad flag")
+
+    def bug(argv):
+        raise RuntimeError("a bug")
+
+    assert run_cli(ctrl_c) == 130
+    assert capsys.readouterr().err == "interrupted\n"
+    assert run_cli(ctrl_c_in_training) == 130
+    assert (
+        capsys.readouterr().err == "interrupted; run the same command again to continue from the last checkpoint in o\n"
+    )
+    assert run_cli(bad_flag) == 2
+    assert capsys.readouterr().err == "error: bad flag\n"
+    with pytest.raises(RuntimeError, match="a bug"):  # a bug keeps its traceback
+        run_cli(bug)
+    assert removed == [True] * 4
+
+
+def test_sigint_during_training_says_how_to_continue(tmp_path, tiny_model_dir, records_dir):
+    """A real Ctrl-C (SIGINT) to ``run_clm.py`` once a checkpoint is written: one line, status 130."""
+    import os
+    import signal
+    import time
+
+    from conftest import script_env
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "run_clm.py"), "--model_name_or_path", str(tiny_model_dir), "--train_file",
+           str(records_dir / "train.csv"), "--do_train", "--output_dir", str(out), "--max_steps", "100000",
+           "--save_steps", "2", "--save_total_limit", "2", "--per_device_train_batch_size", "8", "--report_to", "none",
+           "--disable_tqdm", "true"]  # fmt: skip
+    proc = subprocess.Popen(cmd, env=script_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        while not (out / "checkpoint-2" / "trainer_state.json").exists() and proc.poll() is None:
+            assert time.monotonic() < deadline, "no checkpoint-2 after 300 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    assert re.fullmatch(
+        rf"interrupted; run the same command again to continue from the last checkpoint in {re.escape(str(out))} "
+        r"\(checkpoint-\d+\)",
+        stderr.strip().splitlines()[-1],
+    ), stderr[-3000:]
+
+
+# --- DeepSpeed without the launcher, and a port another run holds (one process on CPU) ------------------------
+
+LAUNCHER_ENV = ("RANK", "LOCAL_RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def plain_env(**extra: str) -> dict[str, str]:
+    """A shell's environment: no launcher variables."""
+    from conftest import script_env
+
+    env = {k: v for k, v in script_env().items() if k not in LAUNCHER_ENV}
+    return {**env, **extra}
+
+
+def tiny_run(model_dir, data_dir, out, *extra) -> list[str]:
+    return [str(ROOT / "run_clm.py"), "--deepspeed", str(ROOT / "ds_config.json"), "--model_name_or_path",
+            str(model_dir), "--train_file", str(data_dir / "train.csv"), "--do_train", "--output_dir", str(out),
+            "--max_steps", "2", "--per_device_train_batch_size", "8", "--report_to", "none", "--disable_tqdm", "true",
+            *extra]  # fmt: skip
+
+
+def test_deepspeed_without_the_launcher_runs_as_one_process(tmp_path, tiny_model_dir, records_dir):
+    from pathlib import Path
+
+    from conftest import run_process
+
+    out = tmp_path / "out"
+    proc = run_process([sys.executable, *tiny_run(tiny_model_dir, records_dir, out)], env=plain_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    said = re.search(
+        r"INFO domainlm: --deepspeed without the deepspeed launcher: one process \(RANK=0 LOCAL_RANK=0 WORLD_SIZE=1 "
+        r"MASTER_ADDR=127\.0\.0\.1 MASTER_PORT=(\d+)\)\n",
+        proc.stdout,
+    )
+    assert said, proc.stdout[-3000:]
+    assert (out / "model.safetensors").is_file()
+    assert json.loads((out / "checkpoint-2" / "domainlm_checkpoint.json").read_text()) == {
+        "deepspeed": True,
+        "zero_stage": 2,
+        "world_size": 1,
+    }
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{said.group(1)}_*"))
+
+
+BUG = """
+import sys
+
+import domainlm.modeling
+from domainlm.errors import run_cli
+from domainlm.train import main
+
+real = domainlm.modeling.load_model
+
+
+def bug(module, inputs, output):
+    from domainlm.distributed import shm_buffer
+
+    print("buffer while training:", shm_buffer(0).exists(), flush=True)
+    raise RuntimeError("a bug")
+
+
+def load_model(*args, **kwargs):
+    model = real(*args, **kwargs)
+    model.register_forward_hook(bug)
+    return model
+
+
+domainlm.modeling.load_model = load_model
+sys.exit(run_cli(main, sys.argv[1:]))
+"""
+
+
+def test_a_bug_under_deepspeed_shows_its_traceback_and_leaves_no_shared_memory(tmp_path, tiny_model_dir, records_dir):
+    from pathlib import Path
+
+    from conftest import free_port, run_process
+
+    port = str(free_port())
+    # LOCAL_SIZE, as the launcher sets it, makes DeepSpeed's CPU ops create the buffer even for one rank
+    proc = run_process([sys.executable, "-c", BUG, *tiny_run(tiny_model_dir, records_dir, tmp_path / "out")[1:]],
+                       cwd=ROOT, env=plain_env(MASTER_PORT=port, LOCAL_SIZE="1"))  # fmt: skip
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert "buffer while training: True" in proc.stdout
+    assert "Traceback" in proc.stderr and proc.stderr.strip().endswith("RuntimeError: a bug")
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+    assert not (tmp_path / "out").exists()  # no step was taken: the new folder is removed again
+
+
+def test_a_port_another_run_holds_is_one_line(tmp_path, tiny_model_dir, records_dir):
+    """The ``deepspeed`` launcher's rank 0 on a ``--master_port`` another process listens on."""
+    import socket
+
+    from conftest import DEEPSPEED, run_process
+
+    with socket.socket() as held:
+        held.bind(("", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        cmd = [DEEPSPEED, "--num_gpus=1", "--master_port", str(port), *tiny_run(tiny_model_dir, records_dir,
+               tmp_path / "out")]  # fmt: skip
+        proc = run_process(cmd, cwd=tmp_path, env=plain_env())
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(lines) == 1 and re.fullmatch(
+        rf"error: port {port} \(MASTER_PORT\) is in use, probably by another run; pass a free port to deepspeed with "
+        r"--master_port N \(e\.g\. --master_port \d+, free now\)",
+        lines[0],
+    ), proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "out").exists()

@@ -69,6 +69,77 @@ def test_default_resume_takes_the_last_complete_checkpoint(tmp_path, caplog):
     assert "3 checkpoint folder(s) of an earlier run stay in" in caplog.text
 
 
+def test_what_a_run_leaves_before_its_first_checkpoint_is_not_at_stake(tmp_path):
+    out = tmp_path / "out"
+    (out / "runs" / "Dec01_02-00-00_host").mkdir(parents=True)  # TensorBoard, from the first logging step
+    (out / "runs" / "Dec01_02-00-00_host" / "events.out.tfevents.1").write_bytes(b"\0")
+    (out / "samples.jsonl").write_text("")
+    (out / "optimizer_groups.json").write_text("[]")
+    fake_checkpoint(out / "checkpoint-2", complete=False)  # killed while saving
+    fake_checkpoint(out / "checkpoint-1", {"optimizer.pt": "", "diverged.json": "{}"})  # never resumed
+    assert resolve_resume(RunArguments(), training_args(tmp_path)) is None  # a new run: nothing to lose
+    (out / "model.safetensors").write_bytes(b"\0")  # a finished model (--save_strategy no)
+    refused = (
+        f"--output_dir {out} is not empty (model.safetensors) and holds no checkpoint to continue from; add "
+        "--overwrite_output_dir to replace it, or give another --output_dir"
+    )
+    with pytest.raises(UserError) as err:
+        resolve_resume(RunArguments(), training_args(tmp_path))
+    assert str(err.value) == refused
+    elsewhere = fake_checkpoint(tmp_path / "elsewhere" / "checkpoint-4")  # would still write over the model
+    with pytest.raises(UserError) as err:
+        resolve_resume(RunArguments(), training_args(tmp_path, resume_from_checkpoint=str(elsewhere)))
+    assert str(err.value) == refused
+    assert resolve_resume(RunArguments(overwrite_output_dir=True), training_args(tmp_path)) is None
+    fake_checkpoint(out / "checkpoint-3")  # something to continue from: the rerun of a killed run resumes
+    assert resolve_resume(RunArguments(), training_args(tmp_path)) == str(out / "checkpoint-3")
+
+
+def test_a_finished_model_in_output_dir_is_refused_not_overwritten(tmp_path, tiny_model_dir, records_dir):
+    import shutil
+
+    out = tmp_path / "out"
+    shutil.copytree(tiny_model_dir, out)  # what a run with --save_strategy no leaves: no checkpoint-* folder
+    (out / "notes.txt").write_text("mine")
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    names = sorted(before)
+    argv = run_args(tiny_model_dir, records_dir, out, "--max_steps", "2", "--save_strategy", "no")
+    with pytest.raises(UserError) as err:
+        main(argv)
+    assert str(err.value) == (
+        f"--output_dir {out} is not empty ({', '.join(names[:3])} and {len(names) - 3} more) and holds no checkpoint "
+        "to continue from; add --overwrite_output_dir to replace it, or give another --output_dir"
+    )
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    main([*argv, "--overwrite_output_dir"])
+    assert (out / "model.safetensors").read_bytes() != before["model.safetensors"]
+
+
+def test_errors_and_ctrl_c_leave_no_new_empty_output_folder(tmp_path, tiny_model_dir, records_dir, monkeypatch):
+    import domainlm.modeling
+
+    out = tmp_path / "out"
+    with pytest.raises(UserError, match=r"^--resume_from_checkpoint nowhere: no such folder$"):
+        main(run_args(tiny_model_dir, records_dir, out, "--resume_from_checkpoint", "nowhere"))
+    assert not out.exists()
+
+    real = domainlm.modeling.load_model
+
+    def ctrl_c(module, inputs, output):
+        raise KeyboardInterrupt
+
+    def load_and_stop_at_the_first_step(*args, **kwargs):
+        model = real(*args, **kwargs)
+        model.register_forward_hook(ctrl_c)
+        return model
+
+    monkeypatch.setattr(domainlm.modeling, "load_model", load_and_stop_at_the_first_step)
+    with pytest.raises(KeyboardInterrupt) as err:  # TensorBoard has started its log in out/runs by then
+        main(run_args(tiny_model_dir, records_dir, out, "--report_to", "tensorboard"))
+    assert str(err.value) == f"interrupted; no checkpoint in {out} yet to continue from: the same command starts afresh"
+    assert not out.exists()
+
+
 def test_resume_flags_that_cannot_work_say_so(tmp_path):
     out = tmp_path / "out"
     with pytest.raises(UserError, match=r"^--resume_from_checkpoint true: no complete checkpoint-\* folder in "):
@@ -183,15 +254,29 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_model_dir, r
 
     monkeypatch.setattr(domainlm.modeling, "load_model", load_and_crash_at_step_6)
     out = tmp_path / "stopped"
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt) as err:
         main(run_args(tiny_model_dir, records_dir, out))
+    assert str(err.value) == (
+        f"interrupted; run the same command again to continue from the last checkpoint in {out} (checkpoint-4)"
+    )
     monkeypatch.setattr(domainlm.modeling, "load_model", real)
     assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
     (out / "checkpoint-6").mkdir()  # what a kill during the next save would leave
     (out / "checkpoint-6" / "model.safetensors").write_bytes(b"\0" * 100)
 
-    results = main(run_args(tiny_model_dir, records_dir, out))
+    import logging
+
+    warnings = logging.Handler(logging.WARNING)
+    warnings.emit = lambda record: said.append(record.getMessage())
+    said: list[str] = []
+    logging.getLogger("transformers").addHandler(warnings)  # it does not propagate to caplog's root handler
+    try:
+        results = main(run_args(tiny_model_dir, records_dir, out))
+    finally:
+        logging.getLogger("transformers").removeHandler(warnings)
     assert f"continuing from {out / 'checkpoint-4'}" in caplog.text
+    # the tied head is saved once: no "There were missing keys in the checkpoint model loaded: ['lm_head.weight']"
+    assert not [m for m in said if "missing keys" in m], said
     assert results["train_samples"] == 48
     assert_same_weights(out, tmp_path / "whole")
     assert json.loads((out / "checkpoint-8" / CHECKPOINT_INFO).read_text()) == {

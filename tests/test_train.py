@@ -132,3 +132,15 @@ def test_bf16_flag_spellings(argv, asks):
     from domainlm.args import _asks_bf16
 
     assert _asks_bf16(argv) is asks
+
+
+def test_block_size_over_the_context_is_lowered_to_it_as_in_4x(tmp_path, tiny_model_dir, caplog):
+    """4.x run_clm used min(--block_size, the model's maximum) with a warning; 0 or less is refused in parsing."""
+    import logging
+
+    write_text_csv(tmp_path / "validation.csv", [{"text": ROW}] * 4)
+    with caplog.at_level(logging.WARNING, logger="domainlm"):
+        results = main(["--model_name_or_path", str(tiny_model_dir), "--validation_file",
+                        str(tmp_path / "validation.csv"), "--do_eval", "--block_size", "1000", *common(tmp_path)])  # fmt: skip
+    assert results["block_size"] == 256
+    assert "--block_size 1000 is over the model's context of 256 tokens: using 256" in caplog.messages
