@@ -180,6 +180,26 @@ def shm_buffer(rank: int) -> Path:
     return Path("/dev/shm") / f"deepspeed_allreduce_buffer_{os.getuid()}_{addr}_{port}_{rank}"
 
 
+def unlink_shm_buffer_once_mapped() -> None:
+    """Remove the name of this rank's ``shm_buffer`` as soon as every rank has mapped it, at the start of a run.
+
+    DeepSpeed's CPU op maps every rank's buffer before its initialisation returns (``shm_initialize``
+    opens each other rank's by name, waiting until it exists). So once every rank is past it, which a
+    barrier shows, the names are no longer needed: the memory stays mapped while the processes run, and
+    is freed when the last of them ends, however it ends. A run killed with ``kill -9``, or whose ranks
+    the launcher kills on Ctrl-C, then leaves nothing in ``/dev/shm``. Every rank calls this (the barrier
+    is collective); without a CPU process group under DeepSpeed it does nothing.
+    """
+    dist = _process_group_module()
+    if dist is None or "deepspeed" not in sys.modules or dist.get_backend() == "nccl":  # GPUs: no such buffer
+        return
+    dist.barrier()
+    path = shm_buffer(dist.get_rank())
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+        logger.info("%s is mapped by every rank: its name is removed now, so that no ending leaves it behind", path)
+
+
 def remove_shm_buffer() -> None:
     """Unlink this rank's ``shm_buffer`` when a DeepSpeed run made one. Every rank mapped the buffers of
     the others while DeepSpeed started, so the name can go while the processes still run; the memory is

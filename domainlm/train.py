@@ -168,6 +168,7 @@ def run(
     """Set up, train, evaluate, save (``main`` parses the arguments and handles the ways out)."""
     from transformers import set_seed
 
+    from domainlm import distributed
     from domainlm.data import build_sequences, load_splits, resolve_sequence_mode
     from domainlm.metrics import argmax_logits, compute_metrics
     from domainlm.modeling import check_flash_window, configure_generation, context_length, load_model, load_tokenizer
@@ -176,6 +177,7 @@ def run(
     from domainlm.trainer import DomainTrainer
 
     set_seed(training_args.seed)
+    distributed.unlink_shm_buffer_once_mapped()
     resume = resolve_resume(run_args, training_args) if training_args.do_train else None  # before any work
 
     tokenizer = load_tokenizer(model_args)

@@ -187,9 +187,14 @@ real = domainlm.modeling.load_model
 
 
 def bug(module, inputs, output):
+    import os
+    import signal
+
     from domainlm.distributed import shm_buffer
 
     print("buffer while training:", shm_buffer(0).exists(), flush=True)
+    if os.environ.get("BUG") == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)  # kill -9: no cleanup runs
     raise RuntimeError("a bug")
 
 
@@ -205,7 +210,6 @@ sys.exit(run_cli(main, sys.argv[1:]))
 
 
 def test_a_bug_under_deepspeed_shows_its_traceback_and_leaves_no_shared_memory(tmp_path, tiny_model_dir, records_dir):
-    from pathlib import Path
 
     from conftest import free_port, run_process
 
@@ -214,10 +218,29 @@ def test_a_bug_under_deepspeed_shows_its_traceback_and_leaves_no_shared_memory(t
     proc = run_process([sys.executable, "-c", BUG, *tiny_run(tiny_model_dir, records_dir, tmp_path / "out")[1:]],
                        cwd=ROOT, env=plain_env(MASTER_PORT=port, LOCAL_SIZE="1"))  # fmt: skip
     assert proc.returncode == 1, proc.stderr[-3000:]
-    assert "buffer while training: True" in proc.stdout
     assert "Traceback" in proc.stderr and proc.stderr.strip().endswith("RuntimeError: a bug")
-    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+    assert_buffer_gone_before_training(proc.stdout, port)
     assert not (tmp_path / "out").exists()  # no step was taken: the new folder is removed again
+
+
+def assert_buffer_gone_before_training(stdout: str, port: str) -> None:
+    """DeepSpeed created this run's buffer, its name was removed once mapped, and nothing is left of it."""
+    from pathlib import Path
+
+    assert re.search(rf"/dev/shm/deepspeed_allreduce_buffer_\d+_127\.0\.0\.1_{port}_0 is mapped by every rank", stdout)
+    assert "buffer while training: False" in stdout
+    assert not list(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*"))
+
+
+def test_a_run_killed_outright_leaves_no_shared_memory(tmp_path, tiny_model_dir, records_dir):
+    """kill -9 in the middle of a step: no exit path runs, and still no 70 MB buffer is left in /dev/shm."""
+    from conftest import free_port, run_process
+
+    port = str(free_port())
+    proc = run_process([sys.executable, "-c", BUG, *tiny_run(tiny_model_dir, records_dir, tmp_path / "out")[1:]],
+                       cwd=ROOT, env=plain_env(MASTER_PORT=port, LOCAL_SIZE="1", BUG="kill"))  # fmt: skip
+    assert proc.returncode == -9, proc.stderr[-3000:]
+    assert_buffer_gone_before_training(proc.stdout, port)
 
 
 def test_a_port_another_run_holds_is_one_line(tmp_path, tiny_model_dir, records_dir):
