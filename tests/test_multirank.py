@@ -142,10 +142,16 @@ def test_two_ranks_split_the_data_and_end_with_identical_weights(tmp_path, no_dr
 def assert_one_rank_refuses_the_two_rank_checkpoint(out: Path, model: Path, records: Path) -> None:
     """The same command on 1 rank continues from the last checkpoint by default, and ends with one line:
     ZeRO-2 partitions the optimizer state by rank, so DeepSpeed cannot load 2 ranks' state into 1."""
-    from domainlm.guards import CHECKPOINT_INFO
+    from domainlm.guards import CHECKPOINT_INFO, Layout, saved_layout
 
     ckpt = out / "checkpoint-3"
     assert json.loads((ckpt / CHECKPOINT_INFO).read_text()) == {"deepspeed": True, "zero_stage": 2, "world_size": 2}
+    # a checkpoint written without domainlm_checkpoint.json (by another tool): the layout is read from
+    # DeepSpeed's own files (ZeRO-1 and ZeRO-2 write the same ones, so the stage stays open)
+    info = (ckpt / CHECKPOINT_INFO).read_bytes()
+    (ckpt / CHECKPOINT_INFO).unlink()
+    assert saved_layout(ckpt) == Layout(True, None, 2)
+    (ckpt / CHECKPOINT_INFO).write_bytes(info)
     port = free_port()
     cmd = [DEEPSPEED, "--num_gpus=1", "--master_port", str(port), str(ROOT / "run_clm.py"),
            "--model_name_or_path", str(model), "--train_file", str(records / "train.csv"), "--do_train",
