@@ -244,8 +244,24 @@ def legacy_help() -> str:
     return "4.x flags, also accepted: " + ", ".join(items) + "."
 
 
+# The words a boolean flag takes, as transformers' own parser reads them (``string_to_bool``).
+TRUE_WORDS = ("true", "yes", "y", "t", "1")
+FALSE_WORDS = ("false", "no", "n", "f", "0")
+
+
+def parse_bool(value: str) -> bool:
+    """An argparse ``type`` for boolean flags: ``--flag true``, ``--flag no``, ..."""
+    import argparse
+
+    if value.lower() in TRUE_WORDS:
+        return True
+    if value.lower() in FALSE_WORDS:
+        return False
+    raise argparse.ArgumentTypeError(f"{value!r}: give true or false")
+
+
 def _is_true(value: Any) -> bool:
-    return value is True or str(value).lower() in ("true", "1", "yes")
+    return value is True or str(value).lower() in TRUE_WORDS
 
 
 def _handle_dropped(name: str, value: Any) -> None:
@@ -268,7 +284,7 @@ def translate_legacy_argv(argv: list[str]) -> list[str]:
             continue
         name, eq, value = arg[2:].partition("=")
         if name in LEGACY_SWITCHES:
-            if not eq and i < len(argv) and argv[i].lower() in ("true", "false", "1", "0", "yes", "no"):
+            if not eq and i < len(argv) and argv[i].lower() in TRUE_WORDS + FALSE_WORDS:
                 value, eq = argv[i], "="
                 i += 1
             if not eq or _is_true(value):
@@ -320,9 +336,6 @@ def resolve_precision(args: TrainingArguments) -> TrainingArguments:
     return args
 
 
-_TRUE = ("true", "yes", "y", "t", "1")
-
-
 def _asks_bf16(argv: list[str]) -> bool:
     """``--bf16`` / ``--bf16 true`` / ``--bf16=true`` (or the ``_full_eval`` variant) on a command line."""
     for i, arg in enumerate(argv):
@@ -330,9 +343,9 @@ def _asks_bf16(argv: list[str]) -> bool:
         if flag not in ("--bf16", "--bf16_full_eval"):
             continue
         if eq:
-            return value.lower() in _TRUE
+            return value.lower() in TRUE_WORDS
         nxt = argv[i + 1] if i + 1 < len(argv) else None
-        return nxt is None or nxt.startswith("--") or nxt.lower() in _TRUE
+        return nxt is None or nxt.startswith("--") or nxt.lower() in TRUE_WORDS
     return False
 
 

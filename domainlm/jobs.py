@@ -27,6 +27,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
+from domainlm.args import parse_bool
 from domainlm.cleaning import clean_line, clean_text, dedupe_key, text_key
 from domainlm.errors import UserError
 from domainlm.keywords import DEFAULT_CANDIDATE_POOL, DEFAULT_DOC_TOKENS
@@ -180,21 +181,13 @@ def make_parser(description: str | None = None) -> argparse.ArgumentParser:
         if typing.get_origin(kind) is Literal:
             kwargs.update(choices=list(typing.get_args(kind)), type=type(typing.get_args(kind)[0]))
         elif kind is bool:
-            kwargs.update(type=_to_bool, nargs="?", const=True)
+            kwargs.update(type=parse_bool, nargs="?", const=True)
         elif typing.get_origin(kind) is list:
             kwargs.update(type=typing.get_args(kind)[0], nargs="+")
         else:
             kwargs["type"] = kind
         parser.add_argument(*options, **kwargs)
     return parser
-
-
-def _to_bool(value: str) -> bool:
-    if value.lower() in ("yes", "true", "t", "y", "1"):
-        return True
-    if value.lower() in ("no", "false", "f", "n", "0"):
-        return False
-    raise argparse.ArgumentTypeError(f"{value!r}: give true or false")
 
 
 def parse_arguments(argv: list[str] | None = None, description: str | None = None) -> PrepareArguments:

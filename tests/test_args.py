@@ -168,3 +168,17 @@ def test_an_options_file_that_is_not_an_object(tmp_path):
     with pytest.raises(UserError) as err:
         parse_args([str(path)])
     assert str(err.value) == f'{path}: expected a JSON object of options, such as {{"do_train": true}}'
+
+
+def test_one_set_of_boolean_words_for_every_flag():
+    import argparse
+
+    from domainlm.args import parse_bool
+
+    assert [parse_bool(w) for w in ("true", "Yes", "y", "T", "1")] == [True] * 5
+    assert [parse_bool(w) for w in ("false", "NO", "n", "f", "0")] == [False] * 5
+    with pytest.raises(argparse.ArgumentTypeError, match=r"^'maybe': give true or false$"):
+        parse_bool("maybe")
+    # the 4.x switch takes the same words as its value
+    assert translate_legacy_argv(["--group_by_length", "t"]) == ["--train_sampling_strategy", "group_by_length"]
+    assert translate_legacy_argv(["--group_by_length", "n", "--do_train"]) == ["--do_train"]
