@@ -27,6 +27,9 @@
 #   PRECISION   extra precision flag: --fp16 or --bf16 on GPUs []
 #   NUM_SAMPLES postings generated at the end                  [3]
 #   EVAL_PROMPTS validation prompts the evaluation generates from, twice each; 0 skips it  [all]
+#   PREPARE_ARGS  more flags for prepare_jobs.py, e.g. your CSV's columns:
+#               "--title_column job_title --text_column description --keywords_column tags"  []
+#   TRAIN_ARGS  more flags for run_clm.py, e.g. "--sequence_mode packed --loss_on body"  []
 #   HF_HUB_OFFLINE  1: never reach the model hub           [1 when MODEL is empty, else 0]
 #   PYTHON      interpreter that creates .venv (no venv active) [python3]
 #   TORCH_CPU_VERSION  torch installed where no NVIDIA GPU is found [2.13.0]
@@ -57,15 +60,23 @@ KEYWORD_BACKEND=${KEYWORD_BACKEND:-tfidf}
 PRECISION=${PRECISION:-}
 NUM_SAMPLES=${NUM_SAMPLES:-3}
 EVAL_PROMPTS=${EVAL_PROMPTS:-}
+PREPARE_ARGS=${PREPARE_ARGS:-}
+TRAIN_ARGS=${TRAIN_ARGS:-}
 OUT="$WORK_DIR/finetuned"
+if [[ -n "$MODEL" && -e "$MODEL" && "$(realpath "$MODEL")" == "$(realpath -m "$OUT")" ]]; then
+  echo "error: MODEL=$MODEL is the output folder $OUT: the run would replace the model it starts from; copy it" \
+    "to another folder first, or set WORK_DIR to another folder" >&2
+  exit 2
+fi
 export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-$([[ -z "$MODEL" ]] && echo 1 || echo 0)}
 export TOKENIZERS_PARALLELISM=false
 
 step() { echo; echo "=== [$((SECONDS - START))s] $*"; }
 
 step "1/5 preparing $DATA -> $WORK_DIR/data"
+# PREPARE_ARGS and TRAIN_ARGS are split into flags at spaces
 python prepare_jobs.py --input "$DATA" --output_dir "$WORK_DIR/data" --length_unit words --max_tokens "$MAX_WORDS" \
-  --keyword_backend "$KEYWORD_BACKEND"
+  --keyword_backend "$KEYWORD_BACKEND" $PREPARE_ARGS
 
 if [[ -z "$MODEL" ]]; then
   step "2/5 training a byte-level BPE tokenizer ($VOCAB_SIZE tokens) on the training split"
@@ -86,6 +97,7 @@ if [[ -n "$HOSTFILE" ]]; then
 else
   step "3/5 fine-tuning with DeepSpeed ($DS_CONFIG, $NUM_GPUS process(es), batch $BATCH_SIZE x $GRAD_ACCUM x $NUM_GPUS)"
 fi
+[[ -f "$OUT/model.safetensors" ]] && echo "replacing the model in $OUT (set WORK_DIR to keep it)"
 # a free port for the processes to meet on, unless MASTER_PORT says which
 MASTER_PORT=${MASTER_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
 LAUNCH=(deepspeed --num_gpus="$NUM_GPUS" --master_port "$MASTER_PORT")
@@ -96,16 +108,21 @@ LAUNCH=(deepspeed --num_gpus="$NUM_GPUS" --master_port "$MASTER_PORT")
   --num_train_epochs "$EPOCHS" --per_device_train_batch_size "$BATCH_SIZE" --per_device_eval_batch_size "$BATCH_SIZE" \
   --gradient_accumulation_steps "$GRAD_ACCUM" --learning_rate "$LR" --warmup_steps 10 --weight_decay 0.01 \
   --block_size "$BLOCK_SIZE" --group_by_length --output_dir "$OUT" --overwrite_output_dir \
-  --report_to tensorboard --disable_tqdm true $PRECISION
+  --report_to tensorboard --disable_tqdm true $PRECISION $TRAIN_ARGS
+# the evaluation files of an earlier model in this folder would describe another model
+rm -f "$OUT"/{report.md,eval_results.json,eval_samples.jsonl,loss.png,keyword_coverage.png}
 
 step "4/5 generating $NUM_SAMPLES postings from validation titles and keywords with pipeline('text-generation', model='$OUT')"
 python generate.py --model_dir "$OUT" --prompts_file "$WORK_DIR/data/validation.csv" --num_prompts "$NUM_SAMPLES" \
   --max_new_tokens 300 --output "$WORK_DIR/samples.jsonl"
 
+REPORT="report in $OUT/report.md"
 if [[ "$EVAL_PROMPTS" != 0 ]]; then
   step "5/5 evaluating: keyword coverage with and without keywords, perplexity before and after -> $OUT/report.md"
   python evaluate_model.py --model_dir "$OUT" --validation_file "$WORK_DIR/data/validation.csv" \
     --base_model "$BASE_MODEL" --quiet ${EVAL_PROMPTS:+--num_prompts "$EVAL_PROMPTS"}
+else
+  REPORT="no report (EVAL_PROMPTS=0)"
 fi
 
-step "done in $((SECONDS - START))s: model in $OUT, report in $OUT/report.md, samples in $WORK_DIR/samples.jsonl"
+step "done in $((SECONDS - START))s: model in $OUT, $REPORT, samples in $WORK_DIR/samples.jsonl"

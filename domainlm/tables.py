@@ -312,17 +312,22 @@ def require_columns(
         if (n := columns.count(name)) > 1:
             times, fix = ("twice", "rename one") if n == 2 else (f"{n} times", "rename all but one")
             raise UserError(f"{path}: line 1: column {name!r} appears {times}; {fix}")
-    for name, flag in wanted.items():
-        if name in columns:
-            continue
-        if len(columns) == 1 and (";" in columns[0] or "\t" in columns[0]):
-            kind = "tab" if "\t" in columns[0] else "';'"
-            raise UserError(
-                f"{path} looks {kind}-separated (line 1 is {columns[0]!r}); a CSV here must be comma-separated: "
-                "save it again as CSV with commas"
-            )
-        have = ", ".join(repr(c) for c in columns) or "none"
+    missing = {name: flag for name, flag in wanted.items() if name not in columns}
+    if not missing:
+        return
+    if len(columns) == 1 and (";" in columns[0] or "\t" in columns[0]):
+        kind = "tab" if "\t" in columns[0] else "';'"
+        raise UserError(
+            f"{path} looks {kind}-separated (line 1 is {columns[0]!r}); a CSV here must be comma-separated: "
+            "save it again as CSV with commas"
+        )
+    have = ", ".join(repr(c) for c in columns) or "none"
+    if len(missing) == 1:
+        [(name, flag)] = missing.items()
         raise UserError(f"{path} has no column {name!r} (columns: {have}); choose one with {flag}")
+    names = ", ".join(repr(n) for n in missing)
+    flags = ", ".join(f"{flag} NAME" for flag in missing.values())
+    raise UserError(f"{path} has no columns {names} (columns: {have}); choose them with {flags}")
 
 
 def read_table(

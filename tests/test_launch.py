@@ -1,27 +1,34 @@
 """``bash launch.sh``, the first command of the README, on a small setting."""
 
+import csv
 import json
 import os
 
 import pytest
-from conftest import ROOT, run_command
+from conftest import ROOT, run_command, run_process, script_env
 
 pytestmark = pytest.mark.slow
 
 
+SMALL = {
+    "EPOCHS": "1",
+    "MAX_WORDS": "250",
+    "VOCAB_SIZE": "600",
+    "MODEL_CONFIG": "n_layer=2,n_embd=64,n_head=2,n_positions=512",
+    "BLOCK_SIZE": "512",
+    "NUM_SAMPLES": "2",
+    "EVAL_PROMPTS": "3",
+}
+
+
+def launch_command(**settings: str) -> list[str]:
+    env = " ".join(f"{k}='{v}'" for k, v in settings.items())
+    return ["bash", "-c", f"{env} bash {ROOT / 'launch.sh'}"]
+
+
 def test_launch_runs_the_whole_job(tmp_path):
-    settings = {
-        "WORK_DIR": str(tmp_path / "work"),
-        "EPOCHS": "1",
-        "MAX_WORDS": "250",
-        "VOCAB_SIZE": "600",
-        "MODEL_CONFIG": "n_layer=2,n_embd=64,n_head=2,n_positions=512",
-        "BLOCK_SIZE": "512",
-        "NUM_SAMPLES": "2",
-        "EVAL_PROMPTS": "3",
-    }
-    env = " ".join(f"{k}={v}" for k, v in settings.items())
-    proc = run_command(["bash", "-c", f"{env} bash {ROOT / 'launch.sh'}"], cwd=tmp_path)
+    settings = {**SMALL, "WORK_DIR": str(tmp_path / "work")}
+    proc = run_command(launch_command(**settings), cwd=tmp_path)
     log = proc.stdout
     for step in ("1/5 preparing", "2/5 training a byte-level BPE tokenizer", "3/5 fine-tuning with DeepSpeed",
                  "4/5 generating 2 postings", "5/5 evaluating", "done in"):  # fmt: skip
@@ -42,3 +49,34 @@ def test_launch_runs_the_whole_job(tmp_path):
     assert "keyword_coverage.png" in report and "loss.png" in report
     assert (work / "finetuned" / "keyword_coverage.png").stat().st_size > 1000
     assert "keyword coverage over 3 prompts" in log
+
+    # Again in the same folder, from a CSV with other column names, packed, without the evaluation: the
+    # model is replaced and the earlier model's report goes with it.
+    with open(ROOT / "data" / "jobs_sample.csv", encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    renamed = tmp_path / "postings.csv"
+    with open(renamed, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["job_title", "tags", "description"])
+        writer.writerows([r["title"], r["keywords"], r["text"]] for r in rows)
+    again = {**settings, "DATA": str(renamed), "EVAL_PROMPTS": "0", "TRAIN_ARGS": "--sequence_mode packed",
+             "PREPARE_ARGS": "--title_column job_title --text_column description --keywords_column tags"}  # fmt: skip
+    log = run_command(launch_command(**again), cwd=tmp_path).stdout
+    assert f"replacing the model in {work / 'finetuned'}" in log and "5/5" not in log
+    assert log.rstrip().endswith(
+        f"model in {work / 'finetuned'}, no report (EVAL_PROMPTS=0), samples in {work / 'samples.jsonl'}"
+    )
+    assert json.loads((work / "data" / "prepare_stats.json").read_text())["read"] == 240
+    assert json.loads((work / "finetuned" / "all_results.json").read_text())["sequence_mode"] == "packed"
+    for name in ("report.md", "eval_results.json", "eval_samples.jsonl", "loss.png", "keyword_coverage.png"):
+        assert not (work / "finetuned" / name).exists(), name
+
+    # The output folder as the model to start from: refused before any work, the model left as it was.
+    weights = (work / "finetuned" / "model.safetensors").read_bytes()
+    proc = run_process(launch_command(**settings, MODEL=str(work / "finetuned")), cwd=tmp_path, env=script_env())
+    assert proc.returncode == 2 and "1/5" not in proc.stdout
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f"error: MODEL={work / 'finetuned'} is the output folder {work}/finetuned: the run would replace the model "
+        "it starts from; copy it to another folder first, or set WORK_DIR to another folder"
+    )
+    assert (work / "finetuned" / "model.safetensors").read_bytes() == weights

@@ -267,6 +267,12 @@ def _bad_specs(d: Path) -> dict[str, tuple[Path, bytes | str | None, str]]:
             b"title,body\nA,B\n",
             r"cols\.csv has no column 'text' \(columns: 'title', 'body'\); choose one with --text_column",
         ),
+        "missing columns": (
+            d / "renamed.csv",
+            b"job_title,description\nA,B\n",
+            r"renamed\.csv has no columns 'title', 'text' \(columns: 'job_title', 'description'\); choose them with "
+            r"--title_column NAME, --text_column NAME",
+        ),
         "not utf-8": (
             d / "latin1.csv",
             "title,text\nCaf\u00e9,x\n".encode("latin-1"),
