@@ -189,7 +189,8 @@ class RecordEncoder:
         return labels
 
     def encode(self, texts: list[str]) -> tuple[list[list[int]], list[list[int]]]:
-        ids = [[*x, self.eos] for x in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        # verbose=False: rows over the context are dropped, cut or refused with a message of our own
+        ids = [[*x, self.eos] for x in self.tokenizer(texts, add_special_tokens=False, verbose=False)["input_ids"]]
         return ids, [self.labels_for(x) for x in ids]
 
 
@@ -342,7 +343,8 @@ def concat_and_chunk(
 
     def chunk(batch: dict[str, list[str]]) -> dict[str, list[list[int]]]:
         flat: list[int] = []
-        for ids in tokenizer(batch["text"], add_special_tokens=False)["input_ids"]:
+        # verbose=False: long texts are what is cut into blocks here, not an error
+        for ids in tokenizer(batch["text"], add_special_tokens=False, verbose=False)["input_ids"]:
             flat.extend(ids)
             flat.append(eos)
         if len(flat) < block_size:

@@ -324,7 +324,7 @@ def _length_counter(args: PrepareArguments) -> Callable[[str], int]:
         tok = AutoTokenizer.from_pretrained(str(Path(args.tokenizer).expanduser()))
     except (OSError, ValueError) as err:
         raise UserError(f"--tokenizer {args.tokenizer}: cannot load it ({str(err).splitlines()[0][:160]})") from None
-    return lambda s: len(tok(s, add_special_tokens=False)["input_ids"]) + 1  # + end-of-text
+    return lambda s: len(tok(s, add_special_tokens=False, verbose=False)["input_ids"]) + 1  # + end-of-text
 
 
 def resolve_backend(args: PrepareArguments) -> str:

@@ -129,7 +129,7 @@ def test_an_overlong_row_is_named_by_its_file_and_line(tmp_path, tiny_model_dir)
     assert not out.exists()
 
 
-def test_dropped_and_all_overlong_rows_name_the_file(tmp_path, tiny_model_dir, caplog):
+def test_dropped_and_all_overlong_rows_name_the_file(tmp_path, tiny_model_dir, caplog, monkeypatch):
     import logging
     from types import SimpleNamespace
 
@@ -139,15 +139,18 @@ def test_dropped_and_all_overlong_rows_name_the_file(tmp_path, tiny_model_dir, c
     from domainlm.data import build_sequences, load_splits
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    tokenizer.model_max_length = 50  # LONG is over it too: transformers' own warning would come first
     train = records_file(tmp_path / "train.csv", "", LONG, "Baker<|SEP|>bread<|SEP|>Bake.")
-    data_args = DataArguments(train_file=str(train))
+    data_args = DataArguments(train_file=str(train), overwrite_cache=True)  # tokenise now, not from a cache
     raw = load_splits(data_args, SimpleNamespace(do_eval=False, seed=1))
-    with caplog.at_level(logging.WARNING, logger="domainlm.data"):
+    monkeypatch.setattr(logging.getLogger("transformers"), "propagate", True)  # its warnings reach caplog
+    with caplog.at_level(logging.WARNING):
         kept = build_sequences(raw["train"], tokenizer, "records", 60, data_args, source=str(train))
     assert len(kept) == 1
     assert f"{train}: dropped 1 of 2 rows longer than 60 tokens (pass --overlong truncate to keep them cut)" in (
         caplog.messages
     )
+    assert not [m for m in caplog.messages if "indexing errors" in m]  # only the message above speaks of it
     with pytest.raises(UserError) as err:
         build_sequences(raw["train"], tokenizer, "records", 3, data_args, source=str(train))
     assert str(err.value) == f"{train}: every row is longer than --block_size 3; raise it or shorten the rows"

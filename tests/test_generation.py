@@ -221,12 +221,16 @@ def test_generate_script_refuses_bad_input_before_loading_the_model(tmp_path, fl
     assert re.fullmatch(message.format(tmp=re.escape(str(tmp_path))), str(err.value)), str(err.value)
 
 
-def test_a_prompt_longer_than_the_context_is_refused_before_any_output(tiny, capfd):
+def test_a_prompt_longer_than_the_context_is_refused_before_any_output(tiny, capfd, caplog, monkeypatch):
     model, tok = tiny
     context = model.config.n_positions
+    monkeypatch.setattr(tok, "model_max_length", context)  # the tokenizer's own warning fires past it
     long = " ".join(["bread"] * (context + 10))
-    with pytest.raises(UserError, match=rf"prompt 2 is \d+ tokens: the model's whole context of {context}; shorten it"):
+    monkeypatch.setattr(logging.getLogger("transformers"), "propagate", True)  # its warnings reach caplog
+    with (
+        caplog.at_level(logging.WARNING),
+        pytest.raises(UserError, match=rf"prompt 2 is \d+ tokens: the model's whole context of {context}; shorten it"),
+    ):
         generate_batch(model, tok, ["Baker<|SEP|>", long], GenerationSettings(strategy="greedy"), progress=True)
-    captured = capfd.readouterr()
-    assert "generating" not in captured.err  # no progress bar started
-    assert "indexing errors" not in captured.err  # nor the tokenizer's warning, which the error replaces
+    assert "generating" not in capfd.readouterr().err  # no progress bar started
+    assert not [m for m in caplog.messages if "indexing errors" in m]  # the error replaces the tokenizer's warning
