@@ -18,9 +18,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--train_file", nargs="+", required=True, help="csv/json/jsonl/txt files to learn from")
     parser.add_argument("--text_column", default="text", help="column with the text (csv/json)")
     parser.add_argument("--output_dir", required=True, help="folder to write the tokenizer into")
-    parser.add_argument("--vocab_size", type=int, default=8000, help="target vocabulary size")
-    parser.add_argument("--min_frequency", type=int, default=2, help="merges seen fewer times are not learned")
-    parser.add_argument("--model_max_length", type=int, default=1024, help="longest sequence the model takes")
+    parser.add_argument(
+        "--vocab_size", type=int, default=8000, help="tokens of the BPE, at least 258 (<|SEP|> comes on top)"
+    )
+    parser.add_argument("--min_frequency", type=int, default=2, help="merges seen fewer times are not learned (0+)")
+    parser.add_argument("--model_max_length", type=int, default=1024, help="longest sequence the model takes (1+)")
     return parser
 
 

@@ -28,6 +28,18 @@ def default_source() -> Path:
     return next((p for p in REAL_POSTINGS if p.is_file()), SAMPLE)
 
 
+def check_source(data: str | None) -> None:
+    """A UserError, before any work, when ``--data`` is given and is no file."""
+    from domainlm.errors import UserError
+
+    if data is None:
+        return
+    if Path(data).is_dir():
+        raise UserError(f"--data {data} is a folder; give a .pkl or .csv file of postings")
+    if not Path(data).is_file():
+        raise UserError(f"--data {data}: no such file; give a .pkl or .csv file of postings")
+
+
 def prepare_rows(source: str | Path, output_dir: str | Path, log: Callable[[str], None] = print) -> dict[str, Any]:
     """``prepare_jobs`` on ``source`` into ``output_dir/train.csv``: every kept posting, no validation split.
 

@@ -60,10 +60,16 @@ class DataArguments:
     json_out: str | None = field(default=None, metadata={"help": "Write every figure to this JSON file."})
 
     def __post_init__(self) -> None:
+        from bench.corpus import check_source
         from domainlm.errors import UserError
+        from domainlm.tokenizer import check_bpe_arguments
 
         if self.repeats < 1:
             raise UserError("--repeats must be at least 1")
+        if self.block_size < 1:
+            raise UserError(f"--block_size {self.block_size}: must be at least 1")
+        check_bpe_arguments(self.vocab_size)
+        check_source(self.data)
 
 
 @dataclass
@@ -83,6 +89,7 @@ def twin_csv(source: Path) -> Path | None:
 def build_stages(args: DataArguments, source: Path, tmp: Path) -> list[Stage]:
     """Prepare once (untimed) for the artefacts later stages need, then the stages themselves."""
     from bench.corpus import load_rows, prepare_rows
+    from bench.report import DROP_HINT
     from domainlm.data import concat_and_chunk, load_text_dataset, pack_records, tokenize_records
     from domainlm.jobs import PrepareArguments, prepare_jobs
     from domainlm.tokenizer import train_bpe_tokenizer
@@ -93,7 +100,9 @@ def build_stages(args: DataArguments, source: Path, tmp: Path) -> list[Stage]:
     texts = list(rows["text"])
     tokenizer = train_bpe_tokenizer(texts, vocab_size=args.vocab_size, model_max_length=args.block_size)
     tokenizer.save_pretrained(tmp / "tokenizer")
-    records = tokenize_records(rows, tokenizer, args.block_size, keep_text=True, load_from_cache_file=False)
+    records = tokenize_records(
+        rows, tokenizer, args.block_size, keep_text=True, load_from_cache_file=False, drop_hint=DROP_HINT
+    )
     counter = itertools.count()  # a fresh output folder per run
 
     def prepare(input_path: Path, **kwargs: Any) -> Callable[[], dict[str, int]]:
@@ -114,7 +123,7 @@ def build_stages(args: DataArguments, source: Path, tmp: Path) -> list[Stage]:
         return {"rows": len(texts)}
 
     def tokenize() -> dict[str, int]:
-        ds = tokenize_records(rows, tokenizer, args.block_size, load_from_cache_file=False)
+        ds = tokenize_records(rows, tokenizer, args.block_size, load_from_cache_file=False, drop_hint=DROP_HINT)
         return {"rows": len(rows), "tokens": sum(len(x) for x in ds["input_ids"])}
 
     def bare_tokenizer() -> dict[str, int]:

@@ -42,11 +42,11 @@ def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_dir", default="work/finetuned", help="folder written by run_clm.py")
     p.add_argument("--prompts_file", default="work/data/validation.csv", help="CSV/JSONL of prompts")
-    p.add_argument("--num_prompts", type=int, default=16, help="the first N prompts of the file")
+    p.add_argument("--num_prompts", type=int, default=16, help="the first N prompts of the file (1+)")
     p.add_argument("--max_new_tokens", type=int, default=128, help="longest continuation in tokens")
     p.add_argument("--batch_size", type=int, default=16, help="prompts per batch for the batched way")
     p.add_argument("--strategies", nargs="+", default=["top_k_top_p", "greedy"], help="decoding strategies to time")
-    p.add_argument("--rounds", type=int, default=1, help="times each way runs (order swapped each round)")
+    p.add_argument("--rounds", type=int, default=1, help="times each way runs (order swapped each round; 1+)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
     p.add_argument("--seed", type=int, default=0)
     return p
@@ -88,20 +88,54 @@ def run_batched(model, tok, prompts: list[str], settings) -> tuple[int, float, l
     return sum(g.new_tokens for g in outs), time.perf_counter() - start, [g.text for g in outs]
 
 
+def check_arguments(args: argparse.Namespace) -> list:
+    """Every flag and path, before anything is loaded; returns the settings of each strategy."""
+    from domainlm.errors import UserError
+    from domainlm.generation import STRATEGIES, GenerationSettings, _check_model_dir
+    from domainlm.tokenizer import TOKENIZER_FILES, check_pretrained_name
+
+    for flag in ("num_prompts", "rounds", "threads"):
+        value = getattr(args, flag)
+        if value is not None and value < 1:
+            raise UserError(f"--{flag} {value}: must be at least 1")
+    unknown = [s for s in args.strategies if s not in STRATEGIES]
+    if unknown:
+        raise UserError(f"--strategies {' '.join(unknown)}: choose from {', '.join(STRATEGIES)}")
+    settings = [  # checks --max_new_tokens, --batch_size and --seed
+        GenerationSettings(strategy=s, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed)
+        for s in dict.fromkeys(args.strategies)
+    ]
+    # a path that is not there, a file, a folder without a tokenizer; then one without config.json or weights
+    hint = "give a folder written by run_clm.py (launch.sh writes work/finetuned)"
+    check_pretrained_name(args.model_dir, "--model_dir", "tokenizer", TOKENIZER_FILES, hint, local_only=True)
+    _check_model_dir(args.model_dir)
+    prompts = Path(args.prompts_file)
+    if prompts.is_dir():
+        raise UserError(f"--prompts_file {prompts} is a folder; give a CSV or JSONL file of prompts")
+    if not prompts.is_file():
+        raise UserError(f"--prompts_file {prompts}: no such file; give a CSV or JSONL file of prompts")
+    return settings
+
+
 def main(argv: list[str] | None = None) -> dict:
+    args = make_parser().parse_args(argv)
+    all_settings = check_arguments(args)
+
     import logging
 
     import torch
     import transformers
     from transformers import pipeline
 
+    from domainlm.errors import UserError
     from domainlm.generation import GenerationSettings, prompts_from_file
 
-    args = make_parser().parse_args(argv)
     logging.getLogger("transformers").setLevel(logging.ERROR)  # pipeline's max_length notice, once per call
     if args.threads:
         torch.set_num_threads(args.threads)
     prompts = [p.prompt for p in prompts_from_file(args.prompts_file, args.num_prompts)]
+    if not prompts:
+        raise UserError(f"--prompts_file {args.prompts_file}: no prompts in it")
     generator = pipeline("text-generation", model=args.model_dir, device="cpu")
     model, tok = generator.model.eval(), generator.tokenizer  # one model in memory, shared by both ways
     n_params = sum(p.numel() for p in model.parameters())
@@ -118,10 +152,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     results: dict[str, dict] = {}
     print("| strategy | way | prompts | generated tokens | seconds | tokens/s |\n|---|---|---|---|---|---|")
-    for strategy in args.strategies:
-        settings = GenerationSettings(
-            strategy=strategy, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed
-        )
+    for settings in all_settings:
+        strategy = settings.strategy
         ways = {
             "pipeline": lambda s=settings: run_pipeline(generator, prompts, s),
             "batched": lambda s=settings: run_batched(model, tok, prompts, s),
@@ -154,4 +186,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    from domainlm.errors import run_cli
+
+    sys.exit(run_cli(main))

@@ -120,16 +120,41 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def check_arguments(args: argparse.Namespace) -> None:
+    """Every flag before any run; ``args.data`` is set to the default file when not given."""
+    from domainlm.errors import UserError
+    from domainlm.tables import check_output_file
+
+    if args.repeats < 1:
+        raise UserError(f"--repeats {args.repeats}: must be at least 1")
+    if args.json_out is not None:
+        check_output_file(args.json_out, "--json_out", (".json",))
+    if args.data is None:
+        if not DEFAULT_DATA.is_file():
+            raise UserError(
+                f"{DEFAULT_DATA}: not found (the real postings live outside the repository, in ../shared/data); "
+                "put them there, or pass --data FILE"
+            )
+        args.data = DEFAULT_DATA
+    elif args.data.is_dir():
+        raise UserError(f"--data {args.data} is a folder; give a .pkl or .csv file of postings with their keywords")
+    elif not args.data.is_file():
+        raise UserError(f"--data {args.data}: no such file; give a .pkl or .csv file of postings with their keywords")
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="postings with their original keywords")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="postings with their original keywords (default: ../shared/data/jobs/linkedin_936.pkl)",
+    )
     parser.add_argument("--backends", nargs="+", choices=BACKENDS, default=list(BACKENDS))
-    parser.add_argument("--repeats", type=int, default=1, help="runs per backend; the median wall time is shown")
+    parser.add_argument("--repeats", type=int, default=1, help="runs per backend (1+); the median wall time is shown")
     parser.add_argument("--json_out", type=Path, help="also write the figures here")
     parser.add_argument("extra", nargs=argparse.REMAINDER, help="after --: more prepare_jobs.py flags")
     args = parser.parse_args(argv)
-    if not args.data.is_file():
-        raise SystemExit(f"{args.data}: not found (the real postings live outside the repository, in ../shared/data)")
+    check_arguments(args)
     extra = [a for a in args.extra if a != "--"]
 
     from bench.report import markdown_table, write_json
@@ -176,4 +201,6 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    main()
+    from domainlm.errors import run_cli
+
+    sys.exit(run_cli(main))

@@ -15,6 +15,10 @@ Switches, applied through transformers' own APIs (the same ones run_clm's flags 
   vocabulary plus <|pad|> and <|SEP|>, rounded up for aligned matrix products);
 - all: the three together.
 
+Every configuration keeps the named size's shape: a ``--seq_len`` over its position table (1,024 for the
+GPT-2 sizes) is refused rather than widening the table, which would measure another model; widen it on
+purpose with ``--config_overrides n_positions=N``.
+
 Each configuration is its own model, randomly initialised with the same seed, all resident at once so
 the timed steps run round-robin (rotating order) and machine noise falls on all alike. Batches are
 random token ids of a fixed shape (the cost of a step does not depend on which tokens), every
@@ -68,7 +72,10 @@ class SwitchArguments:
     batch_size: int = field(default=1, metadata={"help": "Rows per step."})
     seq_len: int = field(
         default=256,
-        metadata={"help": "Tokens per row: 1 x 256 positions per step keeps a 124M step near 10 s on 2 loaded cores."},
+        metadata={
+            "help": "Tokens per row: 1 x 256 positions per step keeps a 124M step near 10 s on 2 loaded cores. At "
+            "most the model's positions (GPT-2 sizes 1,024, GPT-Neo 2,048); --config_overrides n_positions=N widens."
+        },
     )
     steps: int = field(default=3, metadata={"help": "Timed steps per configuration."})
     configs: list[str] = field(
@@ -82,6 +89,7 @@ class SwitchArguments:
     json_out: str | None = field(default=None, metadata={"help": "Write every figure to this JSON file."})
 
     def __post_init__(self) -> None:
+        from bench.models import GPT2_VOCAB
         from domainlm.errors import UserError
 
         unknown = sorted(set(self.configs) - set(CONFIGS))
@@ -89,13 +97,32 @@ class SwitchArguments:
             raise UserError(f"--configs {unknown}: choose from {', '.join(CONFIGS)}")
         if min(self.batch_size, self.seq_len, self.steps) < 1:
             raise UserError("--batch_size, --seq_len and --steps must be at least 1")
+        if self.vocab_size is not None and self.vocab_size < 1:
+            raise UserError(f"--vocab_size {self.vocab_size}: must be at least 1")
+        model_config_of(self, self.vocab_size or GPT2_VOCAB)  # --model, --config_overrides, --seq_len, now
+
+
+def model_config_of(args: SwitchArguments, vocab: int, activation_function: str | None = None) -> Any:
+    """The named size's config, its position table kept: a ``--seq_len`` over it is refused, not widened,
+    so that ``--model gpt2`` measures GPT-2's own shape (``--config_overrides n_positions=N`` widens it)."""
+    from bench.models import model_config
+
+    return model_config(
+        args.model,
+        vocab,
+        args.seq_len,
+        args.config_overrides,
+        activation_function,
+        widen=False,
+        length_flag="--seq_len",
+    )
 
 
 def build(args: SwitchArguments, switches: tuple[str, ...], vocab: int, device: Any) -> Any:
-    from bench.models import build_model, enable_checkpointing, model_config, pad_embedding_rows
+    from bench.models import build_model, enable_checkpointing, pad_embedding_rows
 
     act = "gelu_pytorch_tanh" if "fused_gelu" in switches else None
-    config = model_config(args.model, vocab, args.seq_len, args.config_overrides, activation_function=act)
+    config = model_config_of(args, vocab, activation_function=act)
     config.vocab_size = vocab  # exactly the rows asked for, before any padding
     model = build_model(config, seed=args.seed)
     if "padded_vocab" in switches:

@@ -38,35 +38,66 @@ def canonical_name(name: str) -> str:
     return key
 
 
+# the position table of each model type's named sizes (launch.sh's tiny model included)
+POSITIONS = {"gpt2": ("n_positions", 1024), "gpt_neo": ("max_position_embeddings", 2048)}
+
+
 def model_config(
     name: str,
     vocab_size: int,
     block_size: int,
     overrides: str | None = None,
     activation_function: str | None = None,
+    widen: bool = True,
+    length_flag: str = "--block_size",
 ) -> PretrainedConfig:
     """The config of a named size. ``vocab_size``: the tokenizer's length (``tiny``) or at least it (named sizes).
 
     ``overrides`` as ``run_clm.py --config_overrides`` (``n_layer=2,n_embd=32``); ``activation_function``
-    replaces the model's (``gelu_pytorch_tanh`` is the fused GELU).
+    replaces the model's (``gelu_pytorch_tanh`` is the fused GELU). A ``block_size`` over the size's
+    position table (``POSITIONS``) widens the table when ``widen`` (and the table was not set in
+    ``overrides``); otherwise it is a UserError that names ``length_flag``.
     """
     from transformers import GPT2Config, GPTNeoConfig
 
+    from domainlm.errors import UserError
+
     key = canonical_name(name)
     model_type, shape = SIZES[key]
+    table, positions = POSITIONS[model_type]
     vocab = vocab_size if key == "tiny" else max(vocab_size, GPT2_VOCAB)
     if model_type == "gpt2":
         config: PretrainedConfig = GPT2Config(
-            **shape, vocab_size=vocab, n_positions=max(1024, block_size), bos_token_id=0, eos_token_id=0
+            **shape, vocab_size=vocab, n_positions=positions, bos_token_id=0, eos_token_id=0
         )
         if key == "tiny":  # as launch.sh builds it
             config.resid_pdrop = config.embd_pdrop = config.attn_pdrop = 0.0
     else:
-        config = GPTNeoConfig(
-            **shape, vocab_size=vocab, max_position_embeddings=max(2048, block_size), bos_token_id=0, eos_token_id=0
+        config = GPTNeoConfig(  # the layer pattern must list num_layers layers from the start (transformers 5)
+            **shape,
+            attention_types=neo_attention_types(shape["num_layers"]),
+            vocab_size=vocab,
+            max_position_embeddings=positions,
+            bos_token_id=0,
+            eos_token_id=0,
         )
     if overrides:
-        config.update_from_string(overrides)
+        try:
+            config.update_from_string(overrides)
+        except ValueError as err:
+            raise UserError(
+                f"--config_overrides {overrides}: {err}; give key=value pairs, comma-separated, of the "
+                f"{type(config).__name__} keys (e.g. {', '.join(shape)})"
+            ) from None
+    if block_size > getattr(config, table):
+        explicit = table in dict(part.split("=", 1) for part in (overrides or "").split(",") if "=" in part)
+        if not widen or explicit:
+            raise UserError(
+                f"{length_flag} {block_size}: over the {getattr(config, table)} positions of --model {name}"
+                + (f" with --config_overrides {overrides}" if explicit else "")
+                + f"; lower it, or widen the table with --config_overrides {table}={block_size}"
+            )
+        setattr(config, table, block_size)
     if model_type == "gpt_neo":
         _neo_layer_pattern(config)
     if activation_function:
@@ -75,10 +106,20 @@ def model_config(
     return config
 
 
+def widened_positions(name: str, config: PretrainedConfig) -> int | None:
+    """The named size's own position table when ``config``'s is larger (``model_config`` widened it), else None."""
+    table, positions = POSITIONS[SIZES[canonical_name(name)][0]]
+    return positions if getattr(config, table) > positions else None
+
+
+def neo_attention_types(n: int) -> list[Any]:
+    """GPT-Neo alternates global and local attention: the pattern of ``n`` layers."""
+    return [[["global", "local"], n // 2]] + ([[["global"], 1]] if n % 2 else [])
+
+
 def _neo_layer_pattern(config: PretrainedConfig) -> None:
     """GPT-Neo alternates global and local attention; the pattern must list exactly ``num_layers`` layers."""
-    n = config.num_layers
-    config.attention_types = [[["global", "local"], n // 2]] + ([[["global"], 1]] if n % 2 else [])
+    config.attention_types = neo_attention_types(config.num_layers)
     config.attention_layers = config.expand_attention_types_params(config.attention_types)
 
 

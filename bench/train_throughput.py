@@ -86,7 +86,13 @@ class ThroughputArguments:
         default=None, metadata={"help": "A local tokenizer folder; default: a byte-level BPE trained on the rows."}
     )
     vocab_size: int = field(default=8000, metadata={"help": "Vocabulary of the BPE trained on the rows."})
-    block_size: int = field(default=1024, metadata={"help": "Longest sequence; rows over it are dropped (counted)."})
+    block_size: int = field(
+        default=1024,
+        metadata={
+            "help": "Longest sequence; rows over it are dropped (counted). Over the model's position table (1,024 "
+            "for GPT-2 sizes) the table is widened to it, and the output says so."
+        },
+    )
     batch_size: int = field(
         default=4,
         metadata={
@@ -123,14 +129,28 @@ class ThroughputArguments:
     json_out: str | None = field(default=None, metadata={"help": "Write every figure to this JSON file."})
 
     def __post_init__(self) -> None:
+        from bench.corpus import check_source
+        from bench.models import model_config
         from bench.modes import MODES
         from domainlm.errors import UserError
+        from domainlm.tokenizer import TOKENIZER_FILES, check_bpe_arguments, check_pretrained_name
 
         bad = sorted(set(self.modes) - set(MODES)) + sorted(set(self.profile) - set(self.modes))
         if bad:
             raise UserError(f"--modes/--profile {bad}: choose from {', '.join(MODES)} (profile: from --modes)")
         if min(self.block_size, self.batch_size, self.steps) < 1 or self.warmup_steps < 0:
             raise UserError("--block_size, --batch_size and --steps must be at least 1, --warmup_steps 0+")
+        for flag in ("max_records", "threads"):
+            if getattr(self, flag) is not None and getattr(self, flag) < 1:
+                raise UserError(f"--{flag} {getattr(self, flag)}: must be at least 1")
+        # the rest before any data is prepared: --data, --model and --config_overrides, the tokenizer's flags
+        check_source(self.data)
+        model_config(self.model, 1, self.block_size, self.config_overrides)
+        if self.tokenizer:
+            hint = "make one with create_tokenizer.py, or leave --tokenizer out to train a BPE on the rows"
+            check_pretrained_name(self.tokenizer, "--tokenizer", "tokenizer", TOKENIZER_FILES, hint, local_only=True)
+        else:
+            check_bpe_arguments(self.vocab_size)
 
 
 @contextlib.contextmanager
@@ -261,8 +281,9 @@ def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
 
     from bench.corpus import default_source, get_tokenizer, load_rows, prepare_rows
     from bench.measure import MIB, PeakMemory, StepTimer, load_average, machine, resolve_device
-    from bench.models import build_model, count_parameters, default_attention, model_config
+    from bench.models import build_model, count_parameters, default_attention, model_config, widened_positions
     from bench.modes import DESCRIPTIONS, MASK_PATH, MIXING, build_modes, packing_bounds
+    from bench.report import DROP_HINT
     from domainlm.data import tokenize_records
     from domainlm.packed_attention import runs_per_record
 
@@ -278,7 +299,7 @@ def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
         rows = load_rows(Path(tmp) / "train.csv", args.max_records, cache_dir=str(Path(tmp) / "cache"))
         tokenizer = get_tokenizer(rows["text"], args.tokenizer, args.vocab_size, args.block_size)
         records = tokenize_records(
-            rows, tokenizer, args.block_size, overlong="drop", keep_text=True, load_from_cache_file=False
+            rows, tokenizer, args.block_size, keep_text=True, load_from_cache_file=False, drop_hint=DROP_HINT
         )
         lengths = [len(x) for x in records["input_ids"]]
         bounds = packing_bounds(lengths, args.block_size)
@@ -307,9 +328,11 @@ def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, fused=device.type == "cuda")
     n_params = count_parameters(model)
+    own_positions = widened_positions(args.model, config)
+    widened = f", position table widened from {own_positions} to {args.block_size}" if own_positions else ""
     log(
         f"model: {args.model}, {n_params / 1e6:.1f}M parameters, {model.config._attn_implementation} attention, "
-        f"{'bf16 autocast' if bf16 else 'fp32'} on {device}"
+        f"{'bf16 autocast' if bf16 else 'fp32'} on {device}{widened}"
     )
 
     isolation = isolation_check(model, data["packed"].batches, device) if "packed" in data else None
@@ -443,6 +466,7 @@ def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
             "parameters": n_params,
             "attn_implementation": model.config._attn_implementation,
             "vocab_size": model.config.vocab_size,
+            "positions_widened_from": own_positions,
             "precision": "bf16 autocast" if bf16 else "fp32",
         },
         "corpus": corpus,

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
+DROP_HINT = "pass --overlong truncate to keep them cut"  # what run_clm.py offers for rows over the block
 LINE_COLUMN = "_line"  # where a row starts in its file (``text_row_lines``), for messages about the row
 
 
@@ -204,12 +205,14 @@ def tokenize_records(
     body_only: bool = False,
     keep_text: bool = False,
     source: str | None = None,
+    drop_hint: str = DROP_HINT,
 ) -> Dataset:
     """One sequence per row: ``input_ids`` = ``tokens + [eos]`` and ``labels``.
 
     Rows over ``block_size`` tokens are dropped, truncated or an error (``overlong``). ``keep_text``
     keeps the ``text`` column (keyword shuffling re-encodes rows each epoch). ``source``, the file the
-    rows come from, and their ``_line`` column (``load_splits``) name the rows in messages.
+    rows come from, and their ``_line`` column (``load_splits``) name the rows in messages; ``drop_hint``
+    ends the message about dropped rows (what the caller offers instead).
     """
     encoder = RecordEncoder(tokenizer, body_only)
 
@@ -249,11 +252,12 @@ def tokenize_records(
         )
     keep = sorted(set(range(len(out))) - set(too_long))
     logger.warning(
-        "%sdropped %d of %d rows longer than %d tokens (pass --overlong truncate to keep them cut)",
+        "%sdropped %d of %d rows longer than %d tokens (%s)",
         prefix,
         len(too_long),
         len(out),
         block_size,
+        drop_hint,
     )
     if not keep:
         raise UserError(f"{prefix}every row is longer than --block_size {block_size}; raise it or shorten the rows")

@@ -26,6 +26,8 @@ logger = logging.getLogger(__name__)
 # A folder ``from_pretrained`` can load holds one of these.
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
 SENTENCE_MODEL_FILES = ("modules.json", "config.json")
+# The smallest byte-level BPE: the 256 byte symbols, <|endoftext|> and <|pad|> (<|SEP|> is added on top).
+MIN_VOCAB_SIZE = 256 + 2
 
 
 def looks_like_path(name: str) -> bool:
@@ -52,6 +54,19 @@ def check_pretrained_name(
         raise UserError(f"{flag} {name}: no such folder; {hint}")
 
 
+def check_bpe_arguments(vocab_size: int, min_frequency: int = 2, model_max_length: int = 1024) -> None:
+    """A UserError, before any work, for settings no byte-level BPE can have (the flags of create_tokenizer.py)."""
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise UserError(
+            f"--vocab_size {vocab_size}: must be at least {MIN_VOCAB_SIZE} (the 256 byte symbols, "
+            f"{EOS_TOKEN} and {PAD_TOKEN}; {SEP_TOKEN} is added on top)"
+        )
+    if min_frequency < 0:
+        raise UserError(f"--min_frequency {min_frequency}: must be 0 or more (0 and 1 learn every merge)")
+    if model_max_length < 1:
+        raise UserError(f"--model_max_length {model_max_length}: must be at least 1 (tokens per sequence)")
+
+
 def train_bpe_tokenizer(
     texts: Iterable[str], vocab_size: int = 8000, min_frequency: int = 2, model_max_length: int = 1024
 ) -> PreTrainedTokenizerBase:
@@ -59,11 +74,13 @@ def train_bpe_tokenizer(
 
     ``<|endoftext|>`` gets id 0 and ``<|pad|>`` id 1; the 256 byte symbols follow, so any text can
     be encoded. ``<|SEP|>`` is added last as a non-special token (the backend would skip a special
-    one when decoding).
+    one when decoding): ``vocab_size`` tokens from the BPE (fewer when the corpus has no more merges
+    seen ``min_frequency`` times), plus ``<|SEP|>``.
     """
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import GPT2TokenizerFast
 
+    check_bpe_arguments(vocab_size, min_frequency, model_max_length)
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
@@ -135,9 +152,19 @@ def create_tokenizer(
     min_frequency: int = 2,
     model_max_length: int = 1024,
 ) -> PreTrainedTokenizerBase:
-    """Train on the text of ``files`` (read with the training loader) and save to ``output_dir``."""
-    from domainlm.data import check_data_file, load_text_dataset
+    """Train on the text of ``files`` (read with the training loader) and save to ``output_dir``.
 
+    Every flag and file is checked before any reading or training. The summary line says when the
+    corpus gave fewer tokens than ``vocab_size``.
+    """
+    from domainlm.data import check_data_file, load_text_dataset
+    from domainlm.tables import check_output_dir
+
+    check_bpe_arguments(vocab_size, min_frequency, model_max_length)
+    check_output_dir(output_dir)
+    for path in files:
+        if Path(path).is_dir():
+            raise UserError(f"--train_file {path} is a folder; give the csv/json/jsonl/txt files in it")
     datasets = []
     for path in files:
         check_data_file(path, text_column, "--train_file")
@@ -146,5 +173,16 @@ def create_tokenizer(
     tokenizer = train_bpe_tokenizer(texts, vocab_size, min_frequency, model_max_length)
     save_tokenizer(tokenizer, output_dir)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (EOS_TOKEN, PAD_TOKEN, SEP_TOKEN)}
-    print(f"tokenizer: {len(tokenizer)} tokens, {ids}, saved to {output_dir}")
+    print(
+        f"tokenizer: {len(tokenizer)} tokens{short_note(tokenizer, vocab_size, min_frequency)}, {ids}, saved to {output_dir}"
+    )
     return tokenizer
+
+
+def short_note(tokenizer: PreTrainedTokenizerBase, vocab_size: int, min_frequency: int) -> str:
+    """`` (the corpus gave only N of the M requested ...)`` when the BPE learned fewer tokens than asked for."""
+    learned = tokenizer.backend_tokenizer.get_vocab_size(with_added_tokens=False)
+    if learned >= vocab_size:
+        return ""
+    hint = "add text" + (" or lower --min_frequency" if min_frequency > 1 else "") + " for more"
+    return f" (the corpus gave only {learned:,} of the {vocab_size:,} requested by --vocab_size; {hint})"

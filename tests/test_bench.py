@@ -1,6 +1,8 @@
 """The benchmarks under bench/ run on a tiny setting and their figures hang together. Not timed tests."""
 
 import json
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -221,3 +223,187 @@ def test_measure_resets_the_peak_per_step():
         pytest.skip("this system cannot reset the peak resident set")
     assert first.sample.increase >= 48 * MIB
     assert second.sample.increase < 16 * MIB
+
+
+def run_bench(script: str, flags: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """``python bench/SCRIPT.py FLAGS`` as a user runs it."""
+    from conftest import PYTHON, ROOT, script_env
+
+    cmd = [PYTHON, str(ROOT / "bench" / f"{script}.py"), *flags]
+    return subprocess.run(cmd, cwd=cwd, env=script_env(), capture_output=True, text=True, timeout=300)
+
+
+def assert_one_error_line(status: int, out: str, err: str, error: str) -> None:
+    """Exit status 2, nothing on stdout, and stderr one line: ``error: `` then ``error`` (a regex)."""
+    assert status == 2 and out == "", (status, out, err)
+    assert re.fullmatch(f"error: {error}\n", err), err
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Work that a check must come before: the data preparation (train and data throughput) and the runs
+    (memory switches). Starting either fails the test."""
+    import bench.corpus
+    import bench.memory_switches
+
+    def started(*args, **kwargs):
+        raise AssertionError("work started before the check")
+
+    monkeypatch.setattr(bench.corpus, "prepare_rows", started)
+    monkeypatch.setattr(bench.memory_switches, "run", started)
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--model_dir", "work/nope"], r"--model_dir work/nope: no such folder; give a folder written by run_clm\.py.*"),
+        (["--model_dir", "{model}/config.json"], r"--model_dir .*/config\.json is a file; give the folder that holds it.*"),
+        (["--model_dir", "{model}", "--prompts_file", "work/nope.csv"], r"--prompts_file work/nope\.csv: no such file; .*"),
+        (["--model_dir", "{model}", "--prompts_file", "."], r"--prompts_file \. is a folder; .*"),
+        (["--strategies", "greedy", "gredy"], r"--strategies gredy: choose from greedy, beam, top_k, top_p, top_k_top_p"),
+        (["--rounds", "0"], r"--rounds 0: must be at least 1"),
+        (["--num_prompts", "0"], r"--num_prompts 0: must be at least 1"),
+        (["--threads", "0"], r"--threads 0: must be at least 1"),
+        (["--max_new_tokens", "0"], r"--max_new_tokens 0: must be at least 1"),
+    ],
+)  # fmt: skip
+def test_generation_throughput_refuses_bad_input_in_one_line(flags, error, tiny_model_dir, tmp_path):
+    proc = run_bench("generation_throughput", [f.format(model=tiny_model_dir) for f in flags], cwd=tmp_path)
+    assert_one_error_line(proc.returncode, proc.stdout, proc.stderr, error)
+
+
+def test_generation_throughput_tiny(tiny_model_dir, postings_csv, capsys):
+    from bench.generation_throughput import main
+
+    argv = ["--model_dir", str(tiny_model_dir), "--prompts_file", str(postings_csv), "--num_prompts", "3",
+            "--max_new_tokens", "4", "--batch_size", "2", "--strategies", "greedy", "--threads", "1"]  # fmt: skip
+    results = main(argv)
+    assert list(results) == ["greedy"]
+    assert results["greedy"]["totals"]["batched"][0] > 0 and results["greedy"]["speedup"] > 0
+    out = capsys.readouterr().out
+    assert "3 prompts from" in out and "| greedy | batched | 3 |" in out
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--data", "{tmp}/postings.pkl", "--repeats", "0"], r"--repeats 0: must be at least 1"),
+        (["--data", "nope.pkl"], r"--data nope\.pkl: no such file; give a \.pkl or \.csv file of postings with their keywords"),
+        (["--data", "{tmp}"], r"--data {tmp} is a folder; .*"),
+        # only the default file gets the hint about where the real postings live
+        ([], r"{tmp}/shared/linkedin_936\.pkl: not found \(the real postings live outside the repository, in "
+             r"\.\./shared/data\); put them there, or pass --data FILE"),
+        (["--data", "{tmp}/postings.pkl", "--json_out", "{tmp}/postings.pkl/kw.json"],
+         r"--json_out {tmp}/postings\.pkl/kw\.json: {tmp}/postings\.pkl is a file, not a folder; give another path"),
+    ],
+)  # fmt: skip
+def test_keyword_agreement_refuses_bad_input_before_any_run(flags, error, tmp_path, monkeypatch, capsys):
+    import bench.keyword_agreement as kw
+    from domainlm.errors import run_cli
+
+    def started(*args, **kwargs):
+        raise AssertionError("a run started before the check")
+
+    monkeypatch.setattr(kw, "run_prepare", started)
+    monkeypatch.setattr(kw, "DEFAULT_DATA", tmp_path / "shared" / "linkedin_936.pkl")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "postings.pkl").write_bytes(b"")
+    status = run_cli(kw.main, [f.format(tmp=tmp_path) for f in flags])
+    assert_one_error_line(status, *capsys.readouterr(), error.format(tmp=re.escape(str(tmp_path))))
+
+
+def test_keyword_agreement_goes_through_run_cli(tmp_path):
+    proc = run_bench("keyword_agreement", ["--data", "nope.pkl"], cwd=tmp_path)
+    assert_one_error_line(proc.returncode, proc.stdout, proc.stderr, r"--data nope\.pkl: no such file; .*")
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--config_overrides", "n_lyr=2"],
+         r"--config_overrides n_lyr=2: key n_lyr isn't in the original config dict; give key=value pairs, "
+         r"comma-separated, of the GPT2Config keys \(e\.g\. n_layer, n_embd, n_head\)"),
+        (["--seq_len", "4096"],
+         r"--seq_len 4096: over the 1024 positions of --model gpt2; lower it, or widen the table with "
+         r"--config_overrides n_positions=4096"),
+        (["--model", "gpt-neo-125m", "--seq_len", "4096"],
+         r"--seq_len 4096: over the 2048 positions of --model gpt-neo-125m; lower it, or widen the table with "
+         r"--config_overrides max_position_embeddings=4096"),
+        (["--json_out", "{tmp}/afile/s.json"], r"--json_out {tmp}/afile/s\.json: {tmp}/afile is a file, not a folder; .*"),
+    ],
+)  # fmt: skip
+def test_memory_switches_refuses_bad_input_before_any_work(flags, error, tmp_path, capsys, no_work):
+    from bench.memory_switches import main
+    from domainlm.errors import run_cli
+
+    (tmp_path / "afile").write_text("")
+    status = run_cli(main, [f.format(tmp=tmp_path) for f in flags])
+    assert_one_error_line(status, *capsys.readouterr(), error.format(tmp=re.escape(str(tmp_path))))
+
+
+def test_model_config_keeps_or_widens_the_position_table():
+    from bench.models import model_config, widened_positions
+
+    # a named size keeps its own table; an explicit override may widen it, and then the length fits
+    assert model_config("gpt2", 1, 256, widen=False).n_positions == 1024
+    config = model_config("gpt2", 1, 2048, "n_positions=2048", widen=False, length_flag="--seq_len")
+    assert config.n_positions == 2048
+    # train_throughput widens the table to the block (docs/benchmarks.md runs tiny at 2048) and says so
+    config = model_config("tiny", 1, 2048)
+    assert config.n_positions == 2048 and widened_positions("tiny", config) == 1024
+    assert widened_positions("tiny", model_config("tiny", 1, 1024)) is None
+    # every named GPT-Neo size builds (its layer pattern lists num_layers layers)
+    for name in ("gpt-neo-125m", "gpt-neo-1.3b", "gpt-neo-2.7b"):
+        config = model_config(name, 1, 1024)
+        assert len(config.attention_layers) == config.num_layers
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--json_out", "{tmp}/afile/x.json"], r"--json_out {tmp}/afile/x\.json: {tmp}/afile is a file, not a folder; .*"),
+        (["--json_out", "{tmp}"], r"--json_out {tmp}: use a \.json file name"),
+        (["--model", "gpt3"], r"--model gpt3: unknown; choose from tiny, gpt2, .*"),
+        (["--config_overrides", "n_layer"], r"--config_overrides n_layer: .*; give key=value pairs, comma-separated, .*"),
+        (["--data", "{tmp}/nope.csv"], r"--data {tmp}/nope\.csv: no such file; give a \.pkl or \.csv file of postings"),
+        (["--tokenizer", "{tmp}/nope"], r"--tokenizer {tmp}/nope: no such folder; make one with create_tokenizer\.py.*"),
+        (["--vocab_size", "10"], r"--vocab_size 10: must be at least 258 .*"),
+        (["--block_size", "2048", "--config_overrides", "n_positions=1024"],
+         r"--block_size 2048: over the 1024 positions of --model tiny with --config_overrides n_positions=1024; .*"),
+    ],
+)  # fmt: skip
+def test_train_throughput_refuses_bad_input_before_any_work(flags, error, postings_csv, tmp_path, capsys, no_work):
+    from bench.train_throughput import main
+    from domainlm.errors import run_cli
+
+    (tmp_path / "afile").write_text("")
+    status = run_cli(main, ["--data", str(postings_csv), *(f.format(tmp=tmp_path) for f in flags)])
+    assert_one_error_line(status, *capsys.readouterr(), error.format(tmp=re.escape(str(tmp_path))))
+
+
+def test_data_throughput_refuses_bad_input_before_any_work(tmp_path, capsys, no_work):
+    from bench.data_throughput import main
+    from domainlm.errors import run_cli
+
+    (tmp_path / "afile").write_text("")
+    for flags, error in [
+        (["--json_out", f"{tmp_path}/afile/d.json"], r"--json_out .*/afile/d\.json: .*/afile is a file, not a folder; .*"),
+        (["--data", str(tmp_path)], r"--data .* is a folder; give a \.pkl or \.csv file of postings"),
+    ]:  # fmt: skip
+        assert_one_error_line(run_cli(main, flags), *capsys.readouterr(), error)
+
+
+def test_train_throughput_does_not_advise_a_flag_it_lacks(postings_csv, tmp_path, caplog, capsys):
+    """Rows over the block are dropped, as training drops them; the loader's advice names run_clm.py's
+    --overlong, which the benchmark does not have: the output says what the benchmark does instead."""
+    from bench.train_throughput import main
+
+    argv = ["--data", str(postings_csv), "--config_overrides", TINY_MODEL, "--vocab_size", "400",
+            "--block_size", "208", "--batch_size", "2", "--steps", "1", "--modes", "packed"]  # fmt: skip
+    with caplog.at_level("WARNING"):
+        assert main(argv) == 0
+    printed = caplog.text + "".join(capsys.readouterr())
+    assert "--overlong" not in printed
+    assert re.search(r"dropped \d+ of 40 rows longer than 208 tokens \(the benchmark leaves them out, as training "
+                     r"does by default; raise --block_size to keep them\)", printed), printed  # fmt: skip
+    assert re.search(r"corpus: \d+ records from postings\.csv \(\d+ over 208 tokens dropped\)", printed)

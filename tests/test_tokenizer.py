@@ -1,3 +1,8 @@
+import re
+
+import pytest
+from transformers import AutoTokenizer
+
 from domainlm.template import EOS_TOKEN, PAD_TOKEN, SEP_TOKEN
 from domainlm.tokenizer import ensure_special_tokens, train_bpe_tokenizer
 
@@ -14,8 +19,6 @@ def test_trained_tokenizer_has_distinct_eos_pad_and_a_visible_sep(tmp_path):
     # what pipeline('text-generation') does: decode without special tokens; <|SEP|> must survive
     assert tok.decode([*ids, tok.eos_token_id, tok.pad_token_id], skip_special_tokens=True) == TEXTS[0]
     tok.save_pretrained(tmp_path)
-    from transformers import AutoTokenizer
-
     again = AutoTokenizer.from_pretrained(tmp_path)
     assert again.encode(TEXTS[0]) == ids and again.pad_token_id == 1
 
@@ -34,3 +37,71 @@ def test_ensure_special_tokens_adds_what_a_gpt2_style_tokenizer_lacks():
     assert tok.convert_tokens_to_ids(SEP_TOKEN) == 4
     assert ensure_special_tokens(tok) == []
     assert tok.decode(tok.encode("hello <|SEP|> hello"), skip_special_tokens=True).count(SEP_TOKEN) == 1
+
+
+def run_create_tokenizer(argv, capsys):
+    """create_tokenizer.py as a user runs it (through ``run_cli``): exit status, stdout, stderr."""
+    from create_tokenizer import main
+    from domainlm.errors import run_cli
+
+    status = run_cli(main, [str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Reading or training is work: a check that must come first fails the test if either starts."""
+    import domainlm.data
+    import domainlm.tokenizer
+
+    def started(*args, **kwargs):
+        raise AssertionError("work started before the check")
+
+    monkeypatch.setattr(domainlm.data, "load_text_dataset", started)
+    monkeypatch.setattr(domainlm.tokenizer, "train_bpe_tokenizer", started)
+
+
+@pytest.mark.parametrize(
+    ("flags", "error"),
+    [
+        (["--output_dir", "{tmp}/afile"], r"--output_dir {tmp}/afile is a file; give a folder"),
+        (["--output_dir", "{tmp}/afile/tok"], r"--output_dir {tmp}/afile/tok: {tmp}/afile is a file, not a folder"),
+        (["--vocab_size", "-5"], r"--vocab_size -5: must be at least 258 \(the 256 byte symbols, "),
+        (["--vocab_size", "0"], r"--vocab_size 0: must be at least 258 "),
+        (["--vocab_size", "257"], r"--vocab_size 257: must be at least 258 "),
+        (["--min_frequency", "-1"], r"--min_frequency -1: must be 0 or more"),
+        (["--model_max_length", "0"], r"--model_max_length 0: must be at least 1"),
+        (["--train_file", "{tmp}"], r"--train_file {tmp} is a folder; give the csv/json/jsonl/txt files in it"),
+    ],
+)
+def test_create_tokenizer_refuses_bad_flags_before_any_work(flags, error, corpus, tmp_path, capsys, no_training):
+    (tmp_path / "afile").write_text("mine\n")
+    flags = [f.format(tmp=tmp_path) for f in flags]
+    argv = ["--train_file", corpus, "--output_dir", tmp_path / "tok", "--vocab_size", "300", *flags]
+    status, out, err = run_create_tokenizer(argv, capsys)
+    assert status == 2 and out == ""
+    assert re.fullmatch(r"error: " + error.format(tmp=re.escape(str(tmp_path))) + r".*\n", err), err
+    assert (tmp_path / "afile").read_text() == "mine\n" and not (tmp_path / "tok").exists()
+
+
+def test_create_tokenizer_says_when_the_corpus_gives_fewer_tokens(corpus, tmp_path, capsys):
+    status, out, _ = run_create_tokenizer(["--train_file", corpus, "--output_dir", tmp_path / "big",
+                                           "--vocab_size", "10000000"], capsys)  # fmt: skip
+    assert status == 0
+    learned = len(AutoTokenizer.from_pretrained(tmp_path / "big")) - 1  # <|SEP|> comes on top
+    assert learned < 400
+    assert f"(the corpus gave only {learned:,} of the 10,000,000 requested by --vocab_size; add text or lower " in out
+    # the smallest vocabulary: no merges at all, every byte still encodes
+    status, out, _ = run_create_tokenizer(["--train_file", corpus, "--output_dir", tmp_path / "small",
+                                           "--vocab_size", "258"], capsys)  # fmt: skip
+    assert status == 0 and out.startswith("tokenizer: 259 tokens, ") and "corpus gave only" not in out
+    small = AutoTokenizer.from_pretrained(tmp_path / "small")
+    assert small.decode(small.encode(TEXTS[0])) == TEXTS[0]
