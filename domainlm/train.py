@@ -179,6 +179,14 @@ def run(
     set_seed(training_args.seed)
     distributed.unlink_shm_buffer_once_mapped()
     resume = resolve_resume(run_args, training_args) if training_args.do_train else None  # before any work
+    if training_args.deepspeed and training_args.do_eval and not training_args.do_train:
+        from domainlm.guards import zero_stage
+
+        if zero_stage(training_args) != 3:
+            raise UserError(
+                f"--do_eval without --do_train under DeepSpeed ZeRO stage {zero_stage(training_args)}: DeepSpeed "
+                "evaluates alone only under ZeRO-3; pass --deepspeed ds_config_zero3.json, or leave out --deepspeed"
+            )
 
     tokenizer = load_tokenizer(model_args)
     with training_args.main_process_first(desc="loading data"):

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from transformers import Trainer
 
-from domainlm.metrics import IGNORE_INDEX, perplexity
+from domainlm.metrics import perplexity
 
 
 def tied_weights(model: Any) -> dict[str, str]:
@@ -37,11 +36,6 @@ def drop_tied_copies(model: Any, state_dict: dict[str, Any]) -> dict[str, Any]:
         ):
             del out[key]
     return out
-
-
-def predicted_tokens(labels: Any) -> Any:
-    """How many tokens the causal-LM loss averages over: labels shifted by one, ``-100`` left out."""
-    return (labels[..., 1:] != IGNORE_INDEX).sum()
 
 
 class DomainTrainer(Trainer):
@@ -93,7 +87,9 @@ class DomainTrainer(Trainer):
 
             from domainlm.tables import write_json
 
-            rows = [{k: g[k] for k in ("layer", "lr", "weight_decay")} | {"parameters": sum(p.numel() for p in g["params"])}
+            # under ZeRO-3 a parameter holds a shard by now; ds_numel is its whole size
+            size = lambda p: getattr(p, "ds_numel", p.numel())  # noqa: E731
+            rows = [{k: g[k] for k in ("layer", "lr", "weight_decay")} | {"parameters": sum(size(p) for p in g["params"])}
                     for g in groups]  # fmt: skip
             write_json(Path(args.output_dir) / "optimizer_groups.json", rows)
         return optimizer
@@ -120,51 +116,60 @@ class DomainTrainer(Trainer):
         return self.lr_scheduler
 
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
-        if self._eval_sums is not None and self._eval_loss_key in logs:
-            total, tokens = self.accelerator.reduce(self._eval_sums, reduction="sum").tolist()  # every rank logs
-            if tokens:
-                logs[self._eval_loss_key] = total / tokens
+        for key in [k for k in logs if k.endswith("_token_loss")]:  # compute_metrics' token-weighted loss
+            logs[key[: -len("token_loss")] + "loss"] = logs.pop(key)
         for key in [k for k in logs if k.endswith("eval_loss")]:
             logs[key[: -len("loss")] + "perplexity"] = perplexity(logs[key])
         super().log(logs, *args, **kwargs)
 
-    _eval_sums: Any = None  # [summed token losses, predicted tokens] while an evaluation runs
-    _eval_loss_key = "eval_loss"
+    _evaluating = False
 
     def evaluate(
         self, eval_dataset: Any = None, ignore_keys: list[str] | None = None, metric_key_prefix: str = "eval"
     ) -> dict[str, float]:
         """The Trainer's evaluation, whose ``eval_loss`` is token-weighted: the summed loss of every predicted
-        token divided by their number, over the whole set and all ranks.
+        token divided by their number, over the whole set and all ranks (``metrics.compute_metrics``, from
+        the gathered per-token losses, each row counted once).
 
         The Trainer itself averages per-batch means, weighted by rows. Packed rows flattened into one row per
         batch (``CausalLMCollator(flatten=True)``) would then weigh a short last batch like a full one, and
         padded batches of short and long records weigh their tokens unequally.
         """
         shuffler = getattr(self.data_collator, "shuffler", None)
-        saved = self._eval_sums, self._eval_loss_key
-        self._eval_sums = torch.zeros(2, dtype=torch.float64, device=self.args.device)
-        self._eval_loss_key = f"{metric_key_prefix}_loss"
+        saved, self._evaluating = self._evaluating, True
         try:
             if shuffler is None:
                 return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
             with shuffler.paused():  # evaluation sees records as written
                 return super().evaluate(eval_dataset, ignore_keys, metric_key_prefix)
         finally:
-            self._eval_sums, self._eval_loss_key = saved
+            self._evaluating = saved
+
+    def get_eval_dataloader(self, eval_dataset: Any = None) -> Any:
+        """The Trainer's, except that with several ranks a packed batch keeps its rows apart (no ``flatten``).
+
+        To even out the ranks' last batches the Trainer repeats rows, and drops them again when it gathers
+        the predictions, by counting rows: a batch joined into one row would keep the repeats in the metrics.
+        """
+        collator = self.data_collator
+        if self.args.world_size == 1 or not getattr(collator, "flatten", False):
+            return super().get_eval_dataloader(eval_dataset)
+        import dataclasses
+
+        self.data_collator = dataclasses.replace(collator, flatten=False)
+        try:
+            return super().get_eval_dataloader(eval_dataset)
+        finally:
+            self.data_collator = collator
 
     def compute_loss(
         self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
     ) -> Any:
         """The Trainer's loss; a training loss is shown to the divergence guard (domainlm/guards.py) before
-        the backward pass, so a NaN or infinite loss stops the run before it reaches the weights."""
+        the backward pass, so a NaN or infinite loss stops the run before it reaches the weights (not during
+        ``evaluate``: under DeepSpeed, ``model.training`` can still be True there)."""
         loss = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-        if self._eval_sums is not None and not model.training and "labels" in inputs:
-            tokens = predicted_tokens(inputs["labels"]).double()
-            mean = (loss[0] if return_outputs else loss).detach().double().mean()
-            total = torch.where(tokens > 0, mean * tokens, torch.zeros_like(mean))  # no NaN from an empty batch
-            self._eval_sums += torch.stack([total, tokens]).to(self._eval_sums)
-        if not return_outputs and model.training:
+        if not return_outputs and not self._evaluating:
             for callback in self.callback_handler.callbacks:
                 if hasattr(callback, "check_loss"):
                     callback.check_loss(loss, self.state)

@@ -265,3 +265,19 @@ def test_a_port_another_run_holds_is_one_line(tmp_path, tiny_model_dir, records_
     ), proc.stderr[-3000:]
     assert "Traceback" not in proc.stdout + proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_evaluation_alone_under_zero_2_is_one_line(tmp_path, tiny_model_dir, records_dir):
+    """DeepSpeed runs inference only under ZeRO-3: ZeRO-2 without --do_train is refused before any work."""
+    from conftest import run_process
+
+    cmd = [sys.executable, str(ROOT / "run_clm.py"), "--deepspeed", str(ROOT / "ds_config.json"), "--model_name_or_path",
+           str(tiny_model_dir), "--validation_file", str(records_dir / "validation.csv"), "--do_eval", "--output_dir",
+           str(tmp_path / "out"), "--report_to", "none"]  # fmt: skip
+    proc = run_process(cmd, env=plain_env())
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: --do_eval without --do_train under DeepSpeed ZeRO stage 2: DeepSpeed evaluates alone only under "
+        "ZeRO-3; pass --deepspeed ds_config_zero3.json, or leave out --deepspeed"
+    )
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
