@@ -37,6 +37,10 @@ def test_zero2_unfreeze_last_n_and_layerwise_rates(tmp_path, tiny_model_dir, rec
 def test_zero3_gradual_unfreezing_keeps_locked_groups(tmp_path, tiny_model_dir, records_dir):
     out = ds_train(tmp_path, "ds_config_zero3.json", tiny_model_dir, records_dir, "--unfreeze_schedule", "0:1,1000:all")
     before, after = load(tiny_model_dir), load(out)
+    # the groups count whole parameters, although ZeRO-3 has split them over the ranks by then
+    groups = json.loads((out / "optimizer_groups.json").read_text())
+    assert all(g["parameters"] > 0 for g in groups)
+    assert sum(g["parameters"] for g in groups) == sum(v.numel() for k, v in before.items() if k != "lm_head.weight")
     moved = changed(before, after)
     assert not {k for k in moved if ".h.0." in k or "wpe" in k}
     assert {k for k in before if ".h.1." in k and k.endswith("weight")} <= moved
