@@ -94,7 +94,42 @@ class DomainTrainer(Trainer):
             write_json(Path(args.output_dir) / "optimizer_groups.json", rows)
         return optimizer
 
+    _schedule_steps: int | None = None  # the steps the learning-rate schedule was made for
+
+    def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
+        """The Trainer's, then each group's rate as this run's schedule gives it at the restored step.
+
+        The optimizer state holds the rate the saving run's schedule set for the next step. Resumed with
+        another ``--max_steps`` or ``--num_train_epochs``, the schedule is another one: a run of 2 steps
+        saves a rate decayed to 0, and a rerun with ``--max_steps 4`` would take its first step at 0.
+        """
+        super()._load_optimizer_and_scheduler(checkpoint)
+        from torch.optim.lr_scheduler import LambdaLR
+
+        scheduler = self.lr_scheduler
+        if checkpoint is None or not isinstance(scheduler, LambdaLR) or self._schedule_steps is None:
+            return
+        import json
+        import logging
+        from pathlib import Path
+
+        try:
+            saved = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["max_steps"]
+        except (OSError, ValueError, KeyError):
+            return
+        if saved == self._schedule_steps:
+            return  # the same schedule: the saved rates are its own
+        step = scheduler.last_epoch
+        groups = self.optimizer.param_groups
+        for group, base, rate in zip(groups, scheduler.base_lrs, scheduler.lr_lambdas, strict=True):
+            group["lr"] = base * rate(step)
+        logging.getLogger(__name__).info(
+            "%s was saved under a schedule of %d steps: from step %d the rates follow this run's %d-step schedule",
+            checkpoint, saved, step, self._schedule_steps,
+        )  # fmt: skip
+
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
+        self._schedule_steps = num_training_steps
         scheduler = super().create_scheduler(num_training_steps, optimizer)
         if self.unfreeze_schedule is None:
             return scheduler

@@ -343,3 +343,28 @@ def test_resuming_under_another_zero_stage_ends_with_one_line(tmp_path, tiny_mod
             f"--model_name_or_path {ckpt} --overwrite_output_dir to start a new run from its weights"
         )
         assert "AssertionError" not in proc.stderr
+
+
+def test_resumed_with_more_steps_the_first_step_follows_the_new_schedule(tmp_path, tiny_model_dir, records_dir, caplog):
+    """A 2-step linear schedule ends at rate 0; rerun with --max_steps 4, step 3 takes the 4-step schedule's
+    rate (half the peak), not the 0 the checkpoint's optimizer state holds."""
+    import logging
+
+    import torch
+
+    out = tmp_path / "out"
+    flags = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"),
+             "--do_train", "--output_dir", str(out), "--save_steps", "1", "--per_device_train_batch_size", "8",
+             "--learning_rate", "1e-3", "--warmup_steps", "0", "--lr_scheduler_type", "linear", "--report_to", "none",
+             "--disable_tqdm", "true", "--seed", "3"]  # fmt: skip
+    main([*flags, "--max_steps", "2"])
+    with caplog.at_level(logging.INFO, logger="domainlm.trainer"):
+        main([*flags, "--max_steps", "4"])
+    assert (
+        f"{out / 'checkpoint-2'} was saved under a schedule of 2 steps: from step 2 the rates follow this run's 4-step"
+        in (caplog.text)
+    )
+    two, three = load(out / "checkpoint-2"), load(out / "checkpoint-3")
+    assert not torch.equal(two["transformer.h.0.mlp.c_fc.weight"], three["transformer.h.0.mlp.c_fc.weight"])
+    optimizer = torch.load(out / "checkpoint-3" / "optimizer.pt", weights_only=True)
+    assert [g["lr"] for g in optimizer["param_groups"]] == pytest.approx([2.5e-4] * len(optimizer["param_groups"]))
