@@ -172,6 +172,19 @@ def card_facts(
         "DeepSpeed": f"ZeRO stage {zero_stage(args)}" if args.deepspeed else "no",
         "seed": args.seed,
     }
+    if model_args.unfreeze_last_n is not None:
+        n = model_args.unfreeze_last_n
+        hyper["trained"] = f"the last {'block' if n == 1 else f'{n} blocks'}, the final norm and the head"
+    if model_args.unfreeze_schedule:
+        hyper["gradual unfreezing"] = f"{model_args.unfreeze_schedule} ({model_args.unfreeze_unit})"
+    if model_args.layerwise_lr_decay is not None:
+        hyper["layer-wise rate decay"] = f"x{model_args.layerwise_lr_decay} per layer group below the head"
+    if data_args.loss_on != "all":
+        hyper["loss on"] = "the posting body and end-of-text (title and keywords masked)"
+    if data_args.shuffle_keywords:
+        hyper["keyword order"] = "reshuffled every epoch"
+    if data_args.overlong:
+        hyper["records over the block"] = data_args.overlong
     if steps is not None:
         hyper["optimizer steps"] = steps
     from_scratch = None

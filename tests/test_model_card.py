@@ -124,3 +124,22 @@ def test_a_run_writes_its_card_tensorboard_logs_and_a_progress_bar(tmp_path, tin
     assert abs(perplexities[0] - before) < 1e-4 * before and abs(perplexities[4] - after) < 1e-4 * after
     # the progress bar (stderr)
     assert "4/4 [" in capsys.readouterr().err
+
+
+def test_the_card_states_what_was_trained_and_how(tmp_path, tiny_model_dir, records_dir):
+    out = tmp_path / "out"
+    main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
+          "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "8", "--save_strategy", "no",
+          "--report_to", "none", "--unfreeze_schedule", "0:1,1:all", "--layerwise_lr_decay", "0.8", "--loss_on", "body",
+          "--shuffle_keywords", "--overlong", "truncate"])  # fmt: skip
+    card = (out / "README.md").read_text()
+    for row in ("| gradual unfreezing | 0:1,1:all (steps) |", "| layer-wise rate decay | x0.8 per layer group below the head |",
+                "| loss on | the posting body and end-of-text (title and keywords masked) |",
+                "| keyword order | reshuffled every epoch |", "| records over the block | truncate |"):  # fmt: skip
+        assert row in card, row
+    main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
+          "--output_dir", str(tmp_path / "plain"), "--max_steps", "1", "--save_strategy", "no", "--report_to", "none",
+          "--unfreeze_last_n", "1"])  # fmt: skip
+    plain = (tmp_path / "plain" / "README.md").read_text()
+    assert "| trained | the last block, the final norm and the head |" in plain
+    assert "loss on" not in plain and "keyword order" not in plain and "layer-wise" not in plain
