@@ -94,6 +94,18 @@ class DomainTrainer(Trainer):
             write_json(Path(args.output_dir) / "optimizer_groups.json", rows)
         return optimizer
 
+    def _get_learning_rate(self) -> float:
+        """The rate logged as ``learning_rate``: with layer groups (``--layerwise_lr_decay``,
+        ``--unfreeze_schedule``) the highest, the head's, as ``--learning_rate`` names it; the Trainer
+        would log the first group's, the embeddings' (the lowest, and 0 while they are locked)."""
+        if self.layerwise_lr_decay is None and self.unfreeze_schedule is None:
+            return super()._get_learning_rate()
+        try:
+            rates = self.lr_scheduler.get_last_lr()
+        except AssertionError:  # DeepSpeed before its first step: the Trainer's answer
+            return super()._get_learning_rate()
+        return float(max(float(r) for r in rates))
+
     _schedule_steps: int | None = None  # the steps the learning-rate schedule was made for
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:

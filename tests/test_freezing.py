@@ -103,7 +103,10 @@ def test_unfreeze_last_n_trains_only_the_top(tmp_path, tiny_model_dir, records_d
 
 def test_gradual_unfreezing_with_layerwise_rates(tmp_path, tiny_model_dir, records_dir):
     out = train(tmp_path, tiny_model_dir, records_dir, "--unfreeze_schedule", "0:1,2:all", "--layerwise_lr_decay", "0.5",
-                "--warmup_steps", "0", "--lr_scheduler_type", "constant")  # fmt: skip
+                "--warmup_steps", "0", "--lr_scheduler_type", "constant", "--logging_steps", "1")  # fmt: skip
+    # the logged rate is the head's, as --learning_rate names it (the embeddings' group is locked at first)
+    log = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert [e["learning_rate"] for e in log if "learning_rate" in e] == [1e-2, 1e-2, 1e-2]
     groups = json.loads((out / "optimizer_groups.json").read_text())
     assert {(g["layer"], g["lr"]) for g in groups} == {
         ("embeddings", 1.25e-3), ("block.0", 2.5e-3), ("block.1", 5e-3), ("head", 1e-2),
