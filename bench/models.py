@@ -61,6 +61,7 @@ def model_config(
     from transformers import GPT2Config, GPTNeoConfig
 
     from domainlm.errors import UserError
+    from domainlm.modeling import match_neo_layers, neo_attention_types
 
     key = canonical_name(name)
     model_type, shape = SIZES[key]
@@ -99,7 +100,7 @@ def model_config(
             )
         setattr(config, table, block_size)
     if model_type == "gpt_neo":
-        _neo_layer_pattern(config)
+        match_neo_layers(config)
     if activation_function:
         config.activation_function = activation_function
     config.use_cache = False  # with a cache, packed records would attend to each other
@@ -110,17 +111,6 @@ def widened_positions(name: str, config: PretrainedConfig) -> int | None:
     """The named size's own position table when ``config``'s is larger (``model_config`` widened it), else None."""
     table, positions = POSITIONS[SIZES[canonical_name(name)][0]]
     return positions if getattr(config, table) > positions else None
-
-
-def neo_attention_types(n: int) -> list[Any]:
-    """GPT-Neo alternates global and local attention: the pattern of ``n`` layers."""
-    return [[["global", "local"], n // 2]] + ([[["global"], 1]] if n % 2 else [])
-
-
-def _neo_layer_pattern(config: PretrainedConfig) -> None:
-    """GPT-Neo alternates global and local attention; the pattern must list exactly ``num_layers`` layers."""
-    config.attention_types = neo_attention_types(config.num_layers)
-    config.attention_layers = config.expand_attention_types_params(config.attention_types)
 
 
 def default_attention(config: PretrainedConfig) -> str:

@@ -65,23 +65,25 @@ def is_diverged(path: str | os.PathLike) -> bool:
     return (Path(path) / DIVERGED).is_file()
 
 
-def last_complete_checkpoint(output_dir: str | os.PathLike) -> Path | None:
+def is_resumable(path: str | os.PathLike) -> bool:
+    return is_complete_checkpoint(path) and not is_diverged(path)
+
+
+def last_complete_checkpoint(output_dir: str | os.PathLike, warn: bool = True) -> Path | None:
     """The highest-step checkpoint that was written to the end and did not diverge; the others are
-    skipped, with a warning."""
+    skipped, with a warning (``warn``)."""
     for path in reversed(checkpoint_dirs(output_dir)):
+        if is_resumable(path):
+            return path
+        if not warn:
+            continue
         if not is_complete_checkpoint(path):
             logger.warning(
                 "%s is incomplete (no readable %s; the run stopped while saving): skipped", path, TRAINER_STATE
             )
-        elif is_diverged(path):
-            logger.warning("%s holds weights that gave a non-finite loss (%s): skipped", path, DIVERGED)
         else:
-            return path
+            logger.warning("%s holds weights that gave a non-finite loss (%s): skipped", path, DIVERGED)
     return None
-
-
-def is_resumable(path: str | os.PathLike) -> bool:
-    return is_complete_checkpoint(path) and not is_diverged(path)
 
 
 # What a run leaves in output_dir before its first checkpoint: TensorBoard logs, the optimizer's groups,

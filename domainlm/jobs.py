@@ -361,7 +361,7 @@ def split_postings(postings: list[dict[str, Any]], fraction: float, seed: int) -
 
 def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> dict[str, Any]:
     """Run the whole preparation; returns the stats that are printed and saved."""
-    from domainlm.tables import is_earlier_output, staged_outputs, write_csv, write_json
+    from domainlm.tables import is_earlier_output, settle_earlier_validation, staged_outputs, write_csv, write_json
 
     started = time.perf_counter()
     output_dir = Path(args.output_dir)
@@ -481,12 +481,8 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
                     OUTPUT_COLUMNS,
                 )
         write_json(staged.file(STATS_FILE), stats)
-    if not splits["validation"] and old_validation.exists():
-        if old_is_ours:  # it would sit next to a train.csv that may hold its postings
-            old_validation.unlink()
-            log(f"removed {old_validation}: an earlier run's validation split, not one of this run's")
-        else:
-            log(f"note: no validation split this time; {old_validation} is not from prepare_jobs, left as it is")
+    if not splits["validation"]:
+        settle_earlier_validation(old_validation, old_is_ours, "prepare_jobs", log)
     return stats
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
-from domainlm.tokenizer import ensure_special_tokens
+from domainlm.tokenizer import ensure_special_tokens, looks_like_path
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase, TrainingArguments
@@ -42,10 +42,10 @@ ATTN_IMPLEMENTATIONS = {"gpt2": ("eager", "sdpa", "flash_attention_2"), "gpt_neo
 def _hub_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> Any:
     """``loader.from_pretrained(name)`` for a hub name, with a one-line error when it cannot be had.
 
-    A name that can only be a path (absolute, ``./``, ``../``, ``~``, or more than one ``/``; hub names
-    are ``name`` or ``owner/name``) is a folder that does not exist, and the error says so.
+    A name that can only be a path (``domainlm.tokenizer.looks_like_path``) is a folder that does not
+    exist, and the error says so.
     """
-    if name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or name in (".", ".."):
+    if looks_like_path(name):
         raise UserError(f"{flag} {name}: no such folder")
     try:
         return loader.from_pretrained(name, **kwargs)
@@ -121,8 +121,13 @@ def match_neo_layers(config: PretrainedConfig) -> None:
     n = config.num_layers
     if len(config.attention_layers) == n:
         return
-    config.attention_types = [[["global", "local"], n // 2]] + ([[["global"], 1]] if n % 2 else [])
+    config.attention_types = neo_attention_types(n)
     config.attention_layers = config.expand_attention_types_params(config.attention_types)
+
+
+def neo_attention_types(n: int) -> list[Any]:
+    """GPT-Neo's ``attention_types`` for ``n`` layers: global and local in turn, starting global."""
+    return [[["global", "local"], n // 2]] + ([[["global"], 1]] if n % 2 else [])
 
 
 def check_attn_implementation(model_type: str, attn: str) -> None:

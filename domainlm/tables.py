@@ -56,16 +56,23 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
         raise
 
 
+def _not_a_folder(folders: Iterable[Path]) -> Path | None:
+    """The first of ``folders`` (a path, then the folders above it) that exists and is not a folder, when
+    it comes before the first one that is a folder; else None."""
+    for folder in folders:
+        if folder.exists() or folder.is_symlink():
+            return None if folder.is_dir() else folder
+    return None
+
+
 def check_output_dir(path: str | os.PathLike, flag: str = "--output_dir") -> None:
     """A UserError now, before any work, when ``path`` or a folder above it exists and is not a folder."""
     path = Path(path)
-    for folder in (path, *path.absolute().parents):
-        if folder.exists() or folder.is_symlink():
-            if folder.is_dir():
-                return
-            if folder == path:
-                raise UserError(f"{flag} {path} is a file; give a folder")
-            raise UserError(f"{flag} {path}: {folder} is a file, not a folder; give another folder")
+    blocker = _not_a_folder((path, *path.absolute().parents))
+    if blocker == path:
+        raise UserError(f"{flag} {path} is a file; give a folder")
+    if blocker is not None:
+        raise UserError(f"{flag} {path}: {blocker} is a file, not a folder; give another folder")
 
 
 def check_output_file(path: str | os.PathLike, flag: str, suffixes: Sequence[str] = ()) -> None:
@@ -77,11 +84,9 @@ def check_output_file(path: str | os.PathLike, flag: str, suffixes: Sequence[str
         raise UserError(f"{flag} {path}: use a {names} file name")
     if path.is_dir():
         raise UserError(f"{flag} {path} is a folder; give a file name")
-    for folder in path.absolute().parents:
-        if folder.exists() or folder.is_symlink():
-            if folder.is_dir():
-                return
-            raise UserError(f"{flag} {path}: {folder} is a file, not a folder; give another path")
+    blocker = _not_a_folder(path.absolute().parents)
+    if blocker is not None:
+        raise UserError(f"{flag} {path}: {blocker} is a file, not a folder; give another path")
 
 
 def check_output_names(output_dir: str | os.PathLike, names: Iterable[str], flag: str = "--output_dir") -> None:
@@ -112,6 +117,19 @@ def is_earlier_output(path: Path, stats_file: Path, wrote_it: Callable[[dict[str
         return path.is_file() and bool(wrote_it(stats)) and path.stat().st_mtime <= stats_file.stat().st_mtime
     except (OSError, ValueError, LookupError, TypeError, AttributeError):  # no stats file, or not ours
         return False
+
+
+def settle_earlier_validation(path: Path, earlier_output: bool, tool: str, log: Callable[[str], None]) -> None:
+    """After a run that wrote no validation split: an old ``path`` that an earlier run of ``tool`` wrote
+    (``earlier_output``, from ``is_earlier_output`` before this run) is removed, since it would sit next
+    to a train.csv that may now hold its rows; any other is left as it is, with a note."""
+    if not path.exists():
+        return
+    if earlier_output:
+        path.unlink()
+        log(f"removed {path}: an earlier run's validation split, not one of this run's")
+    else:
+        log(f"note: no validation split this time; {path} is not from {tool}, left as it is")
 
 
 class StagedFolder:

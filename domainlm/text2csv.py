@@ -56,6 +56,7 @@ from domainlm.tables import (
     is_earlier_output,
     read_table,
     read_text,
+    settle_earlier_validation,
     staged_outputs,
     write_csv,
     write_json,
@@ -664,13 +665,8 @@ def text2csv(args: Text2CsvArgs) -> dict[str, Any]:
     for line in summary_lines(args, stats):
         print(line, flush=True)
     print(f"wrote {', '.join(str(p) for p in written)}", flush=True)
-    if "validation" not in splits and old_validation.exists():
-        if old_is_ours:  # it would sit next to a train.csv that may hold its examples
-            old_validation.unlink()
-            print(f"removed {old_validation}: an earlier run's validation split, not one of this run's", flush=True)
-        else:
-            note = f"no validation split this time; {old_validation} is not from text2csv, left as it is"
-            print(f"note: {note}", flush=True)
+    if "validation" not in splits:
+        settle_earlier_validation(old_validation, old_is_ours, "text2csv", lambda line: print(line, flush=True))
     return stats
 
 

@@ -49,7 +49,6 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
         check_resume,
         checkpoint_dirs,
         current_layout,
-        is_resumable,
         last_complete_checkpoint,
     )
 
@@ -65,7 +64,7 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
     elif resume:
         if not os.path.isdir(resume):
             raise UserError(f"--resume_from_checkpoint {resume}: no such folder")
-        if not run_args.overwrite_output_dir and not any(is_resumable(p) for p in checkpoint_dirs(output_dir)):
+        if not run_args.overwrite_output_dir and last_complete_checkpoint(output_dir, warn=False) is None:
             check_nothing_to_lose(output_dir)
         chosen = str(resume)
     elif run_args.overwrite_output_dir:
@@ -123,9 +122,9 @@ def interrupted_message(run_args: RunArguments, training_args: TrainingArguments
     out = training_args.output_dir
     if not training_args.do_train:
         return "interrupted"
-    from domainlm.guards import checkpoint_dirs, is_resumable
+    from domainlm.guards import last_complete_checkpoint
 
-    last = next((p for p in reversed(checkpoint_dirs(out)) if is_resumable(p)), None)
+    last = last_complete_checkpoint(out, warn=False)
     if last is None:
         return f"interrupted; no checkpoint in {out} yet to continue from: the same command starts afresh"
     if run_args.overwrite_output_dir:
@@ -182,9 +181,10 @@ def run(
     if training_args.deepspeed and training_args.do_eval and not training_args.do_train:
         from domainlm.guards import zero_stage
 
-        if zero_stage(training_args) != 3:
+        stage = zero_stage(training_args)
+        if stage != 3:
             raise UserError(
-                f"--do_eval without --do_train under DeepSpeed ZeRO stage {zero_stage(training_args)}: DeepSpeed "
+                f"--do_eval without --do_train under DeepSpeed ZeRO stage {stage}: DeepSpeed "
                 "evaluates alone only under ZeRO-3; pass --deepspeed ds_config_zero3.json, or leave out --deepspeed"
             )
 

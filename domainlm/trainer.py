@@ -106,8 +106,6 @@ class DomainTrainer(Trainer):
             return super()._get_learning_rate()
         return float(max(float(r) for r in rates))
 
-    _schedule_steps: int | None = None  # the steps the learning-rate schedule was made for
-
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         """The Trainer's, then each group's rate as this run's schedule gives it at the restored step.
 
@@ -119,7 +117,7 @@ class DomainTrainer(Trainer):
         from torch.optim.lr_scheduler import LambdaLR
 
         scheduler = self.lr_scheduler
-        if checkpoint is None or not isinstance(scheduler, LambdaLR) or self._schedule_steps is None:
+        if checkpoint is None or not isinstance(scheduler, LambdaLR):
             return
         import json
         import logging
@@ -129,7 +127,7 @@ class DomainTrainer(Trainer):
             saved = json.loads((Path(checkpoint) / "trainer_state.json").read_text())["max_steps"]
         except (OSError, ValueError, KeyError):
             return
-        if saved == self._schedule_steps:
+        if saved == self.state.max_steps:  # the steps this run's schedule was made for
             return  # the same schedule: the saved rates are its own
         step = scheduler.last_epoch
         groups = self.optimizer.param_groups
@@ -137,11 +135,10 @@ class DomainTrainer(Trainer):
             group["lr"] = base * rate(step)
         logging.getLogger(__name__).info(
             "%s was saved under a schedule of %d steps: from step %d the rates follow this run's %d-step schedule",
-            checkpoint, saved, step, self._schedule_steps,
+            checkpoint, saved, step, self.state.max_steps,
         )  # fmt: skip
 
     def create_scheduler(self, num_training_steps: int, optimizer: Any = None) -> Any:
-        self._schedule_steps = num_training_steps
         scheduler = super().create_scheduler(num_training_steps, optimizer)
         if self.unfreeze_schedule is None:
             return scheduler

@@ -7,12 +7,13 @@ import csv
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from domainlm.distributed import free_port  # noqa: F401  (the tests' free port, from conftest)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -112,12 +113,6 @@ def records_dir(tmp_path_factory) -> Path:
     write_text_csv(out / "train.csv", rows[:48])
     write_text_csv(out / "validation.csv", rows[48:])
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def run_process(cmd: list[str], *, timeout: float = 900, **popen_kwargs) -> subprocess.CompletedProcess:
