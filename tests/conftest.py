@@ -115,6 +115,16 @@ def records_dir(tmp_path_factory) -> Path:
     return out
 
 
+def forbid(monkeypatch, *targets: tuple[object, str]) -> None:
+    """Each ``(module, name)`` fails the test when called: work that a check must come before."""
+
+    def started(*args, **kwargs):
+        raise AssertionError("work started before the check")
+
+    for module, name in targets:
+        monkeypatch.setattr(module, name, started)
+
+
 def run_process(cmd: list[str], *, timeout: float = 900, **popen_kwargs) -> subprocess.CompletedProcess:
     """``subprocess.run(cmd, capture_output=True, text=True)`` in a session of its own, with a time limit.
 

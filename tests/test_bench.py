@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import SHARED_DATA, sample_rows
+from conftest import SHARED_DATA, forbid, sample_rows
 
 TINY_MODEL = "n_layer=2,n_embd=32,n_head=2"
 
@@ -246,11 +246,7 @@ def no_work(monkeypatch):
     import bench.corpus
     import bench.memory_switches
 
-    def started(*args, **kwargs):
-        raise AssertionError("work started before the check")
-
-    monkeypatch.setattr(bench.corpus, "prepare_rows", started)
-    monkeypatch.setattr(bench.memory_switches, "run", started)
+    forbid(monkeypatch, (bench.corpus, "prepare_rows"), (bench.memory_switches, "run"))
 
 
 @pytest.mark.parametrize(
@@ -301,10 +297,7 @@ def test_keyword_agreement_refuses_bad_input_before_any_run(flags, error, tmp_pa
     import bench.keyword_agreement as kw
     from domainlm.errors import run_cli
 
-    def started(*args, **kwargs):
-        raise AssertionError("a run started before the check")
-
-    monkeypatch.setattr(kw, "run_prepare", started)
+    forbid(monkeypatch, (kw, "run_prepare"))
     monkeypatch.setattr(kw, "DEFAULT_DATA", tmp_path / "shared" / "linkedin_936.pkl")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "postings.pkl").write_bytes(b"")

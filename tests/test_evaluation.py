@@ -5,7 +5,7 @@ import math
 import re
 
 import pytest
-from conftest import write_text_csv
+from conftest import forbid, write_text_csv
 from memorised import ROWS, memorised_model_dir
 
 from domainlm.errors import UserError
@@ -210,10 +210,7 @@ def test_evaluation_refuses_bad_flags_before_generating(memorised_dir, tmp_path,
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
-    def must_not_run(*args, **kwargs):
-        raise AssertionError("generation started before the flags were checked")
-
-    monkeypatch.setattr(domainlm.generation, "generate_batch", must_not_run)
+    forbid(monkeypatch, (domainlm.generation, "generate_batch"))
     write_text_csv(tmp_path / "validation.csv", [{"text": ROWS[0]}])
     (tmp_path / "notes.txt").write_text("notes")
     (tmp_path / "empty").mkdir()

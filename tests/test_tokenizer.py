@@ -1,6 +1,7 @@
 import re
 
 import pytest
+from conftest import forbid
 from transformers import AutoTokenizer
 
 from domainlm.template import EOS_TOKEN, PAD_TOKEN, SEP_TOKEN
@@ -62,11 +63,7 @@ def no_training(monkeypatch):
     import domainlm.data
     import domainlm.tokenizer
 
-    def started(*args, **kwargs):
-        raise AssertionError("work started before the check")
-
-    monkeypatch.setattr(domainlm.data, "load_text_dataset", started)
-    monkeypatch.setattr(domainlm.tokenizer, "train_bpe_tokenizer", started)
+    forbid(monkeypatch, (domainlm.data, "load_text_dataset"), (domainlm.tokenizer, "train_bpe_tokenizer"))
 
 
 @pytest.mark.parametrize(
