@@ -8,8 +8,8 @@
 Each validation prompt is generated twice, with its keywords and with the title only, with the same
 seed; keyword coverage, length, distinct-1/2 and the repeated 4-gram rate are computed for both and for
 the real validation bodies. Perplexity on validation is computed after and before fine-tuning
-(``--base_model``: ``init`` = the same architecture freshly initialised, right for a model trained from
-scratch; else the folder or hub name training started from; ``none`` to skip). Writes into
+(``--base_model``: ``init`` = the weights a run from scratch started from, rebuilt with the run's seed;
+else the folder or hub name training started from; ``none`` to skip). Writes into
 ``--output_dir`` (default: the model folder): report.md, loss.png, keyword_coverage.png,
 eval_results.json, eval_samples.jsonl. Prints the headline figures.
 
@@ -29,7 +29,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--validation_file", required=True, help="validation.csv written by prepare_jobs.py (or JSONL)")
     p.add_argument("--output_dir", help="where report.md and its files go (default: --model_dir)")
     p.add_argument("--num_prompts", type=int, default=None, help="use only the first N prompts with keywords")
-    p.add_argument("--base_model", default="init", help="the model before fine-tuning: init, a folder, or none")
+    p.add_argument(
+        "--base_model",
+        default="init",
+        help="the model before: init (a from-scratch run's first weights), a folder, hub name, none",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_generation_arguments(p, max_new_tokens=400)
     return p

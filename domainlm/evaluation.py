@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 REP_N = 4  # rep-4: the n of the repeated n-gram rate
 CONDITIONS = ("conditioned", "title_only", "reference")
+INIT_SEED = 42  # the Trainer's default --seed, for folders whose all_results.json does not name one
 _WORD = re.compile(r"\w+")
 
 
@@ -201,20 +202,27 @@ def keyword_use(model: Any, tokenizer: Any, prompts: Sequence[EvalPrompt]) -> di
     return out
 
 
-def base_model(base: str, model_dir: Path, seed: int = 0) -> tuple[Any, str]:
+def base_model(base: str, model_dir: Path, tokenizer: Any) -> tuple[Any, str]:
     """The model before fine-tuning, and a description of it.
 
-    ``init``: the fine-tuned folder's architecture, freshly initialised (what training from scratch,
-    launch.sh's default, starts from). Otherwise a folder or hub name, loaded as training loaded it
-    (embeddings resized to the fine-tuned tokenizer, whose added tokens keep the same ids).
+    ``init``: the weights a run from scratch (launch.sh's default) started from. They are rebuilt as
+    training built them: the seed of the run (``all_results.json``; the Trainer's default 42 when it is
+    not there), one row per token of the tokenizer, then any rows the run padded the embeddings with.
+    Otherwise a folder or hub name, loaded as training loaded it (embeddings resized to the fine-tuned
+    tokenizer, whose added tokens keep the same ids).
     """
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoConfig, AutoModelForCausalLM, set_seed
 
     if base == "init":
-        torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(model_dir))
-        return model.eval(), "the same architecture, freshly initialised (`--base_model init`)"
+        seed = (_read_json(model_dir / "all_results.json") or {}).get("seed", INIT_SEED)
+        config = AutoConfig.from_pretrained(model_dir)
+        rows = config.vocab_size
+        config.vocab_size = min(rows, len(tokenizer))
+        set_seed(seed)
+        model = AutoModelForCausalLM.from_config(config)
+        if rows > config.vocab_size:
+            model.resize_token_embeddings(rows)
+        return model.eval(), f"the same architecture, freshly initialised with seed {seed} (`--base_model init`)"
     from domainlm.args import ModelArguments
     from domainlm.modeling import load_model, load_tokenizer
 
@@ -351,7 +359,7 @@ def run_evaluation(
         results["perplexity"]["texts"] = len(val_texts)
         results["perplexity"]["after"] = perplexity_of(model, tokenizer, val_texts)
         if base:
-            before, what = base_model(base, model_dir, settings.seed)
+            before, what = base_model(base, model_dir, tokenizer)
             results["perplexity"]["before"] = perplexity_of(before.to(model.device), tokenizer, val_texts)
             results["perplexity"]["base_model"] = what
             del before

@@ -249,7 +249,8 @@ def run(
     )
     folder.trainer = trainer
 
-    results: dict[str, Any] = {"sequence_mode": mode, "block_size": block_size}
+    # the seed: evaluate_model.py --base_model init rebuilds the weights training started from
+    results: dict[str, Any] = {"sequence_mode": mode, "block_size": block_size, "seed": training_args.seed}
     out = Path(training_args.output_dir)
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=resume)

@@ -88,6 +88,37 @@ def test_perplexity_is_token_weighted_over_records(tiny_model_dir):
     assert perplexity_of(model, tok, texts[:1]) == pytest.approx(math.exp(losses[0]), rel=1e-5)
 
 
+@pytest.mark.parametrize("seed", [7, None])
+def test_base_model_init_rebuilds_the_weights_training_started_from(tmp_path, bpe_tokenizer_dir, records_dir, seed):
+    """A run from scratch at learning rate 0 saves the weights it started from; ``init`` must rebuild them
+    exactly: the run's seed (recorded in all_results.json, else the Trainer's 42) and its padded rows."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoTokenizer
+
+    from domainlm.evaluation import base_model
+    from domainlm.train import main
+
+    out = tmp_path / "out"
+    main(["--model_type", "gpt2", "--config_overrides", "n_layer=2,n_embd=32,n_head=2,n_positions=256",
+          "--tokenizer_name", str(bpe_tokenizer_dir), "--pad_vocab_to_multiple_of", "64",
+          "--train_file", str(records_dir / "train.csv"), "--do_train", "--max_steps", "1", "--learning_rate", "0",
+          "--per_device_train_batch_size", "4", "--output_dir", str(out), "--report_to", "none",
+          "--save_strategy", "no", "--disable_tqdm", "true", *(["--seed", str(seed)] if seed else [])])  # fmt: skip
+    results = json.loads((out / "all_results.json").read_text())
+    assert results["seed"] == (seed or 42)
+    if seed is None:  # a folder from before the seed was recorded: the Trainer's default
+        del results["seed"]
+        (out / "all_results.json").write_text(json.dumps(results))
+    tok = AutoTokenizer.from_pretrained(out)
+    started = load_file(out / "model.safetensors")
+    assert started["transformer.wte.weight"].shape[0] == 512 > len(tok)  # 501 tokens, padded to a multiple of 64
+    model, what = base_model("init", out, tok)
+    rebuilt = model.state_dict()
+    assert what == f"the same architecture, freshly initialised with seed {seed or 42} (`--base_model init`)"
+    assert [k for k in started if not torch.equal(started[k], rebuilt[k])] == []
+
+
 @pytest.fixture(scope="module")
 def memorised_dir(tmp_path_factory, bpe_tokenizer_dir):
     import shutil
