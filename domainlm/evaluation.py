@@ -208,6 +208,8 @@ def base_model(base: str, model_dir: Path, tokenizer: Any) -> tuple[Any, str]:
     ``init``: the weights a run from scratch (launch.sh's default) started from. They are rebuilt as
     training built them: the seed of the run (``all_results.json``; the Trainer's default 42 when it is
     not there), one row per token of the tokenizer, then any rows the run padded the embeddings with.
+    Under ZeRO-3, DeepSpeed initialises the partitioned weights in its own order: for such a run this is
+    a fresh initialisation with the same seed, not its exact starting point.
     Otherwise a folder or hub name, loaded as training loaded it (embeddings resized to the fine-tuned
     tokenizer, whose added tokens keep the same ids).
     """
@@ -366,6 +368,8 @@ def run_evaluation(
     all_results = _read_json(model_dir / "all_results.json") or {}
     if "eval_perplexity" in all_results:
         results["perplexity"]["training_eval"] = all_results["eval_perplexity"]
+    if "eval_before_perplexity" in all_results:
+        results["perplexity"]["training_eval_before"] = all_results["eval_before_perplexity"]
 
     n_params = sum(p.numel() for p in model.parameters())
     results.update(

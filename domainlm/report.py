@@ -151,9 +151,11 @@ def _perplexity_lines(ppl: dict[str, Any], trainer_state: dict[str, Any] | None)
         lines.append(f"| after fine-tuning | {_fmt(ppl['after'], 'num')} |")
         lines.append("")
     if "training_eval" in ppl:
+        before = ppl.get("training_eval_before")
         lines.append(
             f"Training's own final evaluation (`eval_perplexity` in `all_results.json`, token-weighted over "
-            f"the blocks it evaluated): {_fmt(ppl['training_eval'], 'num')}."
+            f"the blocks it evaluated): {_fmt(ppl['training_eval'], 'num')}"
+            + (f"; before training (`eval_before_perplexity`): {_fmt(before, 'num')}." if before is not None else ".")
         )
         lines.append("")
     evals = [e for e in (trainer_state or {}).get("log_history", []) if "eval_loss" in e]

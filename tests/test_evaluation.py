@@ -129,7 +129,7 @@ def memorised_dir(tmp_path_factory, bpe_tokenizer_dir):
     log = [{"loss": 5.0, "step": 10, "epoch": 0.5}, {"eval_loss": 4.0, "eval_perplexity": 54.6, "step": 20, "epoch": 1.0},
            {"loss": 3.0, "step": 20, "epoch": 1.0}, {"eval_loss": 4.0, "eval_perplexity": 54.6, "step": 20, "epoch": 1.0}]  # fmt: skip
     (out / "trainer_state.json").write_text(json.dumps({"log_history": log}))
-    (out / "all_results.json").write_text(json.dumps({"eval_perplexity": 54.6}))
+    (out / "all_results.json").write_text(json.dumps({"eval_before_perplexity": 4321.0, "eval_perplexity": 54.6}))
     return out
 
 
@@ -154,6 +154,7 @@ def test_evaluation_run_writes_results_samples_and_report(memorised_dir, tmp_pat
     assert conds["title_only"]["keyword_coverage"] == pytest.approx(sum(per_sample) / 2)
     ppl = results["perplexity"]
     assert ppl["texts"] == 3 and ppl["after"] < 5 and ppl["before"] > 100 and ppl["training_eval"] == 54.6
+    assert ppl["training_eval_before"] == 4321.0
     out = tmp_path / "eval"
     assert json.loads((out / "eval_results.json").read_text())["conditions"]["conditioned"]["keyword_coverage"] == 1.0
     samples = [json.loads(line) for line in (out / "eval_samples.jsonl").read_text().splitlines()]

@@ -14,7 +14,8 @@ def results_and_samples():
         "model_dir": "work/finetuned", "parameters": 4_531_456, "validation_file": "validation.csv", "prompts": 2,
         "skipped_without_keywords": 1, "settings": {"strategy": "greedy", "max_new_tokens": 30, "top_k": None},
         "conditions": {"conditioned": cond, "title_only": title}, "coverage_ratio": 0.75 / 0.25,
-        "perplexity": {"texts": 3, "after": 12.5, "before": 4500.0, "base_model": "`init`", "training_eval": 12.4},
+        "perplexity": {"texts": 3, "after": 12.5, "before": 4500.0, "base_model": "`init`", "training_eval": 12.4,
+                       "training_eval_before": 4400.0},
     }  # fmt: skip
     samples = [
         {"condition": c, "title": t, "seed": i, "return_index": 0, "generated": g, "keyword_hits": h}
@@ -47,6 +48,7 @@ def test_report_with_loss_curve_and_coverage_plot(tmp_path):
     assert "| title + keywords | 75.0% | 75.0% | 4 |" in text
     assert "| before fine-tuning: `init` | 4500.000 |" in text and "| after fine-tuning | 12.500 |" in text
     assert "| 1.000 | 10 | 5.0000 | 148.400 |" in text
+    assert "blocks it evaluated): 12.400; before training (`eval_before_perplexity`): 4400.000." in text
     assert "**Baker**, title only (seed 0); keywords found: bread; missing: oven" in text
     assert "Decoding: strategy greedy, max_new_tokens 30." in text  # unused settings left out
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temporary files
@@ -55,7 +57,9 @@ def test_report_with_loss_curve_and_coverage_plot(tmp_path):
 def test_report_without_trainer_state_says_so(tmp_path):
     results, samples = results_and_samples()
     results["coverage_ratio"] = 1.5
+    del results["perplexity"]["training_eval_before"]  # a run without --eval_before_training
     text = write_report(tmp_path, results, samples, None).read_text()
+    assert "token-weighted over the blocks it evaluated): 12.400.\n" in text
     assert not (tmp_path / "loss.png").exists() and (tmp_path / "keyword_coverage.png").is_file()
     assert "No `trainer_state.json` in the model folder: no loss curve." in text
     assert "misses the goal of 2×" in text
