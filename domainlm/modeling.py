@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
-from domainlm.tokenizer import ensure_special_tokens, looks_like_path
+from domainlm.tokenizer import TOKENIZER_FILES, check_pretrained_name, ensure_special_tokens, looks_like_path
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase, TrainingArguments
@@ -33,7 +33,6 @@ WEIGHT_FILES = (
     "pytorch_model.bin",
     "pytorch_model.bin.index.json",
 )
-TOKENIZER_FILES = ("tokenizer.json", "vocab.json", "tokenizer_config.json")
 
 # Attention kernels each architecture has in transformers 5.x; GPT-Neo has no sdpa path.
 ATTN_IMPLEMENTATIONS = {"gpt2": ("eager", "sdpa", "flash_attention_2"), "gpt_neo": ("eager", "flash_attention_2")}
@@ -73,13 +72,9 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
     if not name:
         raise UserError("training from scratch needs --tokenizer_name DIR (create_tokenizer.py makes one)")
     kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
-    path = Path(name)
-    if path.exists():
-        if not path.is_dir() or not any((path / f).is_file() for f in TOKENIZER_FILES):
-            raise UserError(
-                f"{flag} {name}: no tokenizer there (expected one of {', '.join(TOKENIZER_FILES)}); "
-                "make one with create_tokenizer.py or pass --tokenizer_name"
-            )
+    if Path(name).exists():
+        hint = "make one with create_tokenizer.py or pass --tokenizer_name"
+        check_pretrained_name(name, flag, "tokenizer", TOKENIZER_FILES, hint)
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
     else:
         tokenizer = _hub_load(AutoTokenizer, name, flag, "tokenizer", **kwargs)

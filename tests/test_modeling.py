@@ -248,3 +248,20 @@ def test_torch_compile_trains_and_saves_on_cpu(tmp_path, tiny_model_dir):
     assert keys and not any("_orig_mod" in k for k in keys)
     [out] = pipeline("text-generation", model=str(tmp_path / "out"))("Baker", max_new_tokens=3)
     assert out["generated_text"].startswith("Baker") and len(out["generated_text"]) > len("Baker")
+
+
+def test_a_tokenizer_folder_without_a_tokenizer_is_one_line(tmp_path, tiny_model_dir):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    cases = {
+        empty: f"--tokenizer_name {empty}: this folder holds no tokenizer (none of tokenizer.json, "
+        "tokenizer_config.json, vocab.json, vocab.txt, tokenizer.model); make one with create_tokenizer.py or pass "
+        "--tokenizer_name",
+        tiny_model_dir / "config.json": f"--tokenizer_name {tiny_model_dir / 'config.json'} is a file; give the "
+        f"folder that holds it ({tiny_model_dir})",
+    }
+    for name, message in cases.items():
+        with pytest.raises(UserError) as err:
+            load_tokenizer(ModelArguments(model_type="gpt2", tokenizer_name=str(name)))
+        assert str(err.value) == message
+    assert len(load_tokenizer(ModelArguments(model_type="gpt2", tokenizer_name=str(tiny_model_dir)))) == 501
