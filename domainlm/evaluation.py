@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
-from domainlm.template import SEP_TOKEN, clean_keywords, format_prompt
+from domainlm.template import SEP_TOKEN, clean_keywords, format_prompt, is_record
 
 if TYPE_CHECKING:
     from domainlm.generation import GenerationSettings
@@ -275,7 +275,17 @@ class EvalPrompt:
 def eval_prompts(path: str | Path, limit: int | None = None) -> tuple[list[EvalPrompt], int]:
     """Prompts with keywords from a validation file, and how many rows were skipped for having none."""
     from domainlm.generation import prompts_from_file
+    from domainlm.tables import read_table
 
+    rows = read_table(path)
+    if any(r.get("text") for r in rows) and not any(r.get("title") or is_record(r.get("text")) for r in rows):
+        raise UserError(
+            f"{path}: the rows are plain text (as text2csv.py writes them), not job records "
+            f"(title{SEP_TOKEN}keywords{SEP_TOKEN}body), and evaluate_model.py measures how keywords steer "
+            "postings; for a plain-text model, run_clm.py --do_eval writes the validation perplexity to the "
+            "model folder's all_results.json (add --eval_before_training for the figure before), and "
+            "generate.py --prompt writes samples"
+        )
     prompts = prompts_from_file(path)
     if any(p.title is None for p in prompts):
         raise UserError(f"{path}: evaluation needs job records (title and keywords columns, or record 'text')")

@@ -8,13 +8,16 @@ Every output is reproducible on its own: sampling draws each row's tokens from t
 generator, seeded with ``seed + prompt index`` (further returns of a prompt: see ``draw_seed``), so a
 row comes out the same alone or in any batch, and ``--seed`` gives the same file twice. On CPU a row's
 first return is even what ``transformers.set_seed(row seed)`` then a one-prompt ``pipeline(...,
-do_sample=True)`` call with the same settings writes (tested). Greedy and beam search do not draw at all.
+do_sample=True)`` call with the same settings writes (tested), but for a character cut off by
+``max_new_tokens`` (the pipeline shows its first bytes as U+FFFD; here it is left out, see
+``drop_unfinished_char``). Greedy and beam search do not draw at all.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
-from domainlm.template import KEYWORD_JOINER, clean_keywords, format_prompt, is_record, parse_record
+from domainlm.template import KEYWORD_JOINER, SEP_TOKEN, clean_keywords, format_prompt, is_record, parse_record
 
 if TYPE_CHECKING:
     import torch
@@ -174,6 +177,12 @@ def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt
             elif rec is not None:
                 kws = KEYWORD_JOINER.join(rec.keywords)
                 out.append(Prompt(format_prompt(rec.title, rec.keywords), rec.title, kws, rec.body))
+            elif text:
+                raise UserError(
+                    f"{path}: row {r['_line']}: its 'text' is plain text, not a record "
+                    f"(title{SEP_TOKEN}keywords{SEP_TOKEN}body); give the text to continue in a 'prompt' column, "
+                    "or one with --prompt"
+                )
             else:
                 raise UserError(
                     f"{path}: row {r['_line']}: needs a 'title' (and 'keywords'), a 'prompt' or a record 'text'"
@@ -327,6 +336,43 @@ def plan_batches(lengths: list[int], context: int, settings: GenerationSettings)
     return batches
 
 
+@functools.cache
+def _byte_of_symbol() -> dict[str, int]:
+    """Byte-level BPE's printable stand-in for each byte, inverted: symbol -> byte."""
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    return {symbol: byte for byte, symbol in bytes_to_unicode().items()}
+
+
+def unfinished_char_bytes(tokenizer: PreTrainedTokenizerBase, ids: list[int]) -> int:
+    """How many bytes at the end of ``ids`` start a UTF-8 character that the tokens never finish.
+
+    A byte-level BPE spells a character its merges never saw (common in Chinese, Japanese, rare
+    Cyrillic letters) as 2-4 byte tokens; a continuation cut by ``max_new_tokens`` can end inside one.
+    0 when the text ends whole, or for a tokenizer that is not byte-level.
+    """
+    symbols = _byte_of_symbol()
+    data = bytearray()
+    for token in tokenizer.convert_ids_to_tokens(ids[-4:]):  # a character is at most 4 bytes
+        if token is None or any(c not in symbols for c in token):
+            return 0
+        data.extend(symbols[c] for c in token)
+    for k in range(1, min(4, len(data)) + 1):
+        b = data[-k]
+        if b & 0xC0 == 0x80:  # a continuation byte: look further back for the lead byte
+            continue
+        need = 2 if 0xC0 <= b < 0xE0 else 3 if 0xE0 <= b < 0xF0 else 4 if 0xF0 <= b < 0xF8 else 0
+        return k if k < need else 0
+    return 0
+
+
+def drop_unfinished_char(tokenizer: PreTrainedTokenizerBase, ids: list[int], text: str) -> str:
+    """``text`` (decoded from ``ids``) without the U+FFFD that stands for a character cut off at its end."""
+    if text.endswith("\ufffd") and unfinished_char_bytes(tokenizer, ids):
+        return text[:-1]
+    return text
+
+
 def generate_batch(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -380,6 +426,8 @@ def generate_batch(
                 stopped = eos in tokens
                 body = tokens[: tokens.index(eos)] if stopped else tokens
                 text = tokenizer.decode(body, skip_special_tokens=True)
+                if not stopped:
+                    text = drop_unfinished_char(tokenizer, body, text)
                 results[i].append(Generation(i, r, seeds[i], text, len(body) + stopped, stopped, new))
         bar.update(len(batch))
     bar.close()

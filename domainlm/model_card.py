@@ -30,6 +30,9 @@ class CardFacts:
     from_scratch: str | None = None  # the config it was built from
     sequence_mode: str | None = None
     block_size: int | None = None
+    # the training rows are title<|SEP|>keywords<|SEP|>text; None: taken to be so in a record mode. A
+    # corpus of jokes or poems trained with --sequence_mode records has plain rows all the same
+    job_records: bool | None = None
     data: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # split -> file, sequences, tokens
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     results: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -69,11 +72,8 @@ def render_model_card(facts: CardFacts) -> str:
     )
     lines += [f"{facts.architecture}; {origin} with domainlm's `run_clm.py`.", ""]
 
-    prompt = (
-        format_prompt("Data Scientist", ["python", "sql"])
-        if facts.sequence_mode in RECORD_MODES
-        else "Once upon a time"
-    )
+    job_records = facts.sequence_mode in RECORD_MODES if facts.job_records is None else facts.job_records
+    prompt = format_prompt("Data Scientist", ["python", "sql"]) if job_records else "Once upon a time"
     lines += [
         "## Use",
         "",
@@ -85,7 +85,7 @@ def render_model_card(facts: CardFacts) -> str:
         "```",
         "",
     ]
-    if facts.sequence_mode in RECORD_MODES:
+    if job_records:
         lines += [
             "Prompts are `title<|SEP|>keyword, keyword<|SEP|>`, the layout of the training rows; the model writes the "
             "posting and stops at `<|endoftext|>`.",
@@ -150,6 +150,7 @@ def card_facts(
     results: dict[str, Any],
     data_stats: dict[str, dict[str, Any]],
     steps: int | None = None,
+    job_records: bool | None = None,
 ) -> CardFacts:
     from domainlm.guards import zero_stage
 
@@ -199,6 +200,7 @@ def card_facts(
         from_scratch=from_scratch,
         sequence_mode=results.get("sequence_mode"),
         block_size=results.get("block_size"),
+        job_records=job_records,
         data=data,
         hyperparameters=hyper,
         results=results,

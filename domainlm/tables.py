@@ -14,6 +14,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -202,6 +203,10 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
     return n
 
 
+_HIGH_LETTER = re.compile(rb"[\xc0-\xff]")
+_ASCII_LETTER = re.compile(rb"[A-Za-z]")
+
+
 def check_encoding(encoding: str, flag: str = "--encoding") -> str:
     """``encoding`` if Python knows it, else a UserError that names the flag."""
     try:
@@ -212,9 +217,15 @@ def check_encoding(encoding: str, flag: str = "--encoding") -> str:
 
 
 def _likely_encoding(data: bytes) -> str:
-    """A guess to offer in an error message, not to decode with: Windows tools write cp1252 or UTF-16."""
+    """A guess to offer in an error message, not to decode with: Windows tools write cp1252 or UTF-16,
+    and cp1251 for Cyrillic. In cp1251 the letters А-я are the bytes 0xC0-0xFF, so a Russian text has
+    more of them than ASCII letters; a Western text in cp1252 has an accented letter among many ASCII
+    ones (cp1252 would decode the Cyrillic bytes too, silently, into Latin mojibake)."""
     if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    sample = data[: 1 << 16]
+    if len(_HIGH_LETTER.findall(sample)) > len(_ASCII_LETTER.findall(sample)):
+        return "cp1251"
     try:
         data.decode("cp1252")
     except UnicodeDecodeError:

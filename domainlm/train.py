@@ -192,7 +192,9 @@ def run(
     with training_args.main_process_first(desc="loading data"):
         raw = load_splits(data_args, training_args)
     first = raw["train"] if "train" in raw else raw["validation"]
-    mode = resolve_sequence_mode(data_args.sequence_mode, first["text"])
+    head = first.select(range(min(200, len(first))))["text"]
+    mode = resolve_sequence_mode(data_args.sequence_mode, head)
+    job_records = resolve_sequence_mode("auto", head) == "records"  # rows title<|SEP|>keywords<|SEP|>text
     model = load_model(model_args, tokenizer, training_args)
     context = context_length(model.config)
     block_size = data_args.block_size or min(context, 1024)
@@ -203,6 +205,13 @@ def run(
         block_size = context
     check_flash_window(model.config, block_size)
     logger.info("sequence mode: %s, block size %d", mode, block_size)
+    if data_args.sequence_mode == "auto" and mode == "concat":
+        logger.info(
+            "--sequence_mode auto chose concat because the rows are plain text, not title<|SEP|>keywords<|SEP|>text "
+            "records: rows are joined with <|endoftext|> and cut into blocks of %d tokens, so a block may start or "
+            "end inside a row; --sequence_mode records (or packed) keeps each row (a joke, a poem) one whole sequence",
+            block_size,
+        )
     collate: dict[str, bool] = {}
     if mode == "packed":
         model.config.use_cache = False  # with a cache, packed records would attend to each other
@@ -274,7 +283,15 @@ def run(
             from domainlm.model_card import card_facts, write_model_card
 
             facts = card_facts(
-                out, model, model_args, data_args, training_args, results, data_stats, trainer.state.global_step
+                out,
+                model,
+                model_args,
+                data_args,
+                training_args,
+                results,
+                data_stats,
+                trainer.state.global_step,
+                job_records=job_records,
             )
             write_model_card(out, facts)
         logger.info("results: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})

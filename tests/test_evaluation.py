@@ -185,6 +185,21 @@ def test_evaluation_needs_keywords(memorised_dir, tmp_path):
         main(["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv")])
 
 
+def test_plain_text_validation_is_refused_with_what_to_use_instead(memorised_dir, tmp_path, monkeypatch):
+    # the validation.csv of text2csv.py (a poem, jokes, a language with few resources) has no records
+    import domainlm.generation
+    from evaluate_model import main
+
+    forbid(monkeypatch, (domainlm.generation, "load_model_dir"))
+    write_text_csv(tmp_path / "validation.csv", [{"text": "Тихая река ждёт."}, {"text": "小猫喜欢鱼。"}])
+    with pytest.raises(UserError) as err:
+        main(["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv")])
+    assert str(err.value).startswith(
+        f"{tmp_path / 'validation.csv'}: the rows are plain text (as text2csv.py writes them), not job records"
+    )
+    assert "all_results.json" in str(err.value) and "generate.py --prompt" in str(err.value)
+
+
 def test_body_loss_is_the_mean_over_body_tokens_and_end_of_text(tiny_model_dir):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer

@@ -44,6 +44,9 @@ def test_prompts_from_files_use_the_training_template(tmp_path):
     write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "x"}, {"body": "no prompt here"}])
     with pytest.raises(UserError, match=r"bad.jsonl: row 2: needs a 'title'"):
         prompts_from_file(tmp_path / "bad.jsonl")
+    write_text_csv(tmp_path / "plain.csv", [{"text": "Shall I compare thee"}])  # text2csv.py's validation.csv
+    with pytest.raises(UserError, match=r"plain.csv: row 2: its 'text' is plain text, not a record .*'prompt' column"):
+        prompts_from_file(tmp_path / "plain.csv")
 
 
 def test_settings_fill_strategy_defaults_and_refuse_flags_that_do_nothing():
@@ -134,7 +137,9 @@ def test_a_rows_seed_reproduces_it_with_a_plain_pipeline_call(tiny_model_dir, ti
     for g, prompt in zip(outs, MIXED, strict=True):
         set_seed(g.seed)  # the row's own generator draws exactly what the global one draws for a single prompt
         text = generator(prompt, do_sample=True, top_k=50, top_p=0.95, max_new_tokens=12, return_full_text=False)
-        assert text[0]["generated_text"] == g.text
+        # the same text, but for a character cut off by max_new_tokens, which the pipeline shows as U+FFFD
+        expected = text[0]["generated_text"]
+        assert g.text == expected or (not g.stopped and g.text + "\ufffd" == expected)
 
 
 def test_a_length_beyond_the_context_is_clipped_with_a_warning(tiny, caplog):
@@ -234,3 +239,49 @@ def test_a_prompt_longer_than_the_context_is_refused_before_any_output(tiny, cap
         generate_batch(model, tok, ["Baker<|SEP|>", long], GenerationSettings(strategy="greedy"), progress=True)
     assert "generating" not in capfd.readouterr().err  # no progress bar started
     assert not [m for m in caplog.messages if "indexing errors" in m]  # the error replaces the tokenizer's warning
+
+
+def test_a_character_cut_off_by_max_new_tokens_is_dropped_not_shown_as_a_replacement_char(tmp_path, bpe_tokenizer_dir):
+    # A byte-level BPE spells characters its merges never saw (here Chinese, the tokenizer being trained on
+    # English postings) as byte tokens, three per character: a continuation cut by max_new_tokens can end
+    # inside one, which decodes to U+FFFD. A tiny GPT-2 memorises one Chinese line; greedy decoding then
+    # writes it byte by byte, and every cut shows the whole characters written so far, nothing more.
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    from domainlm.generation import drop_unfinished_char, unfinished_char_bytes
+
+    tok = AutoTokenizer.from_pretrained(bpe_tokenizer_dir)
+    line = "猫喜欢鱼。"
+    ids = tok(line, add_special_tokens=False)["input_ids"]
+    assert len(ids) == 3 * len(line) and tok.decode(ids) == line  # one token per byte
+    assert tok.decode(ids[:4]) == "猫\ufffd" and unfinished_char_bytes(tok, ids[:4]) == 1
+    assert unfinished_char_bytes(tok, ids[:5]) == 2 and unfinished_char_bytes(tok, ids[:6]) == 0
+    assert drop_unfinished_char(tok, ids[:5], tok.decode(ids[:5])) == "猫"
+    replacement = tok("\ufffd", add_special_tokens=False)["input_ids"]  # a U+FFFD the text really holds stays
+    assert drop_unfinished_char(tok, replacement, "\ufffd") == "\ufffd"
+
+    seq = torch.tensor([[*ids, tok.eos_token_id]])
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=1, n_embd=32, n_head=2, n_positions=32, vocab_size=len(tok),
+                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    model = GPT2LMHeadModel(config)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        loss = model(input_ids=seq, labels=seq).loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if loss.item() < 0.02:
+            break
+    model.eval()
+    prompt = tok.decode(ids[:3])  # 猫
+    texts = []
+    for new in range(1, 3 * (len(line) - 1) + 1):
+        [g] = generate_batch(
+            model, tok, [prompt], GenerationSettings(strategy="greedy", max_new_tokens=new), progress=False
+        )
+        assert not g.stopped and g.new_tokens == new
+        texts.append(g.text)
+    assert texts == [line[1 : 1 + n // 3] for n in range(1, 3 * (len(line) - 1) + 1)]
+    assert not any("\ufffd" in t for t in texts)

@@ -96,6 +96,24 @@ def test_card_for_a_model_trained_from_scratch_on_plain_text():
     assert "## Results" not in text and "## Training" not in text
 
 
+def test_plain_rows_trained_as_records_get_a_plain_prompt_not_a_job_posting(tmp_path, tiny_model_dir):
+    # jokes, one per row, trained with --sequence_mode records: no title, no keywords, no posting
+    from conftest import write_text_csv
+
+    jokes = [{"text": f"Joke {i}: the cat sat on the mat, then on the hat."} for i in range(8)]
+    write_text_csv(tmp_path / "train.csv", jokes)
+    main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+          "--sequence_mode", "records", "--max_steps", "1", "--per_device_train_batch_size", "4",
+          "--output_dir", str(tmp_path / "out"), "--report_to", "none", "--save_strategy", "no",
+          "--disable_tqdm", "true"])  # fmt: skip
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "Sequence mode `records`" in card
+    assert "print(generator('Once upon a time')[0][\"generated_text\"])" in card
+    assert "<|SEP|>" not in card and "posting" not in card
+    facts = CardFacts(name="jobs", architecture="GPT-2", base_model=None, sequence_mode="concat", job_records=True)
+    assert "Prompts are `title<|SEP|>keyword, keyword<|SEP|>`" in render_model_card(facts)
+
+
 def test_a_run_writes_its_card_tensorboard_logs_and_a_progress_bar(tmp_path, tiny_model_dir, records_dir, capsys):
     out = tmp_path / "out"
     results = main(

@@ -164,3 +164,19 @@ def test_an_output_folder_that_is_a_file(tmp_path):
     with pytest.raises(UserError, match=r"^--output_dir .*/f/sub: .*/f is a file, not a folder; give another folder$"):
         check_output_dir(tmp_path / "f" / "sub")
     check_output_dir(tmp_path / "a" / "b")  # not there yet: fine
+
+
+def test_cyrillic_in_cp1251_is_named_as_such_not_cp1252(tmp_path):
+    # cp1252 decodes these bytes too, into Latin mojibake ("Òèõàÿ ðåêà"), so offering it would mislead
+    path = tmp_path / "ru.txt"
+    path.write_bytes("Тихая река ждёт Ёжика у окна.\nСерый кот spits.\n".encode("cp1251"))
+    assert path.read_bytes().decode("cp1252").startswith("Òèõàÿ ðåêà")
+    with pytest.raises(UserError) as err:
+        read_text(path, encoding_flag="--encoding")
+    assert str(err.value) == (
+        f"{path}: byte 0 (line 1) is not UTF-8 (0xd2); pass --encoding cp1251 (or the file's encoding), "
+        "or re-save it as UTF-8"
+    )
+    assert read_text(path, "cp1251").startswith("Тихая река ждёт Ёжика")
+    with pytest.raises(UserError, match=r"iconv -f cp1251 -t utf-8 ru\.txt"):
+        read_text(path)

@@ -38,20 +38,30 @@ def test_saved_folder_generates_with_sep_visible_and_stops_at_end_of_text(tmp_pa
     assert out == ROW
 
 
-def test_from_scratch_on_a_plain_corpus_smaller_than_one_block(tmp_path, bpe_tokenizer_dir):
+def test_from_scratch_on_a_plain_corpus_smaller_than_one_block(tmp_path, bpe_tokenizer_dir, caplog):
+    import logging
+
     from transformers import AutoModelForCausalLM
 
     corpus = tmp_path / "train.txt"
     corpus.write_text(
         "The night train crossed the frozen river slowly.\nLamps burned on the far shore until morning.\n"
     )
-    results = main(
-        ["--model_type", "gpt2", "--config_overrides", "n_layer=2,n_embd=32,n_head=2,n_positions=128",
-         "--tokenizer_name", str(bpe_tokenizer_dir), "--train_file", str(corpus), "--validation_split_percentage", "0",
-         "--do_train", "--do_eval", "--validation_file", str(corpus), "--num_train_epochs", "2",
-         "--preprocessing_num_workers", "2", *common(tmp_path)]
-    )  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="domainlm"):
+        results = main(
+            ["--model_type", "gpt2", "--config_overrides", "n_layer=2,n_embd=32,n_head=2,n_positions=128",
+             "--tokenizer_name", str(bpe_tokenizer_dir), "--train_file", str(corpus), "--validation_split_percentage", "0",
+             "--do_train", "--do_eval", "--validation_file", str(corpus), "--num_train_epochs", "2",
+             "--preprocessing_num_workers", "2", *common(tmp_path)]
+        )  # fmt: skip
     assert results["sequence_mode"] == "concat" and results["block_size"] == 128
+    # auto concatenates plain rows: the log says so, and how to keep each row whole
+    assert any(
+        m.startswith("--sequence_mode auto chose concat because the rows are plain text")
+        and "blocks of 128 tokens" in m
+        and "--sequence_mode records (or packed)" in m
+        for m in caplog.messages
+    )
     # a short block instead of a crash; with 2 workers each worker's shard gives its own (2 lines, 2 shards)
     assert results["train_samples"] == 2
     assert math.isfinite(results["eval_loss"])
