@@ -7,7 +7,10 @@
 
 Each validation prompt is generated twice, with its keywords and with the title only, with the same
 seed; keyword coverage, length, distinct-1/2 and the repeated 4-gram rate are computed for both and for
-the real validation bodies. Perplexity on validation is computed after and before fine-tuning
+the real validation bodies. A validation file of plain text (text2csv.py's: poems, jokes, any language)
+has no keywords: each text is continued from its first 16 tokens instead, and the continuations are
+scored against the texts' real rest (length, distinct-1/2, repeated 4-grams, stops at end-of-text).
+Perplexity on validation is computed after and before fine-tuning
 (``--base_model``: ``init`` = the weights a run from scratch started from, rebuilt with the run's seed;
 else the folder or hub name training started from; ``none`` to skip). Writes into
 ``--output_dir`` (default: the model folder): report.md, loss.png, keyword_coverage.png,
@@ -26,9 +29,13 @@ from domainlm.generation import add_generation_arguments
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model_dir", required=True, help="folder written by run_clm.py")
-    p.add_argument("--validation_file", required=True, help="validation.csv written by prepare_jobs.py (or JSONL)")
+    p.add_argument(
+        "--validation_file", required=True, help="validation.csv of prepare_jobs.py or text2csv.py (or JSONL)"
+    )
     p.add_argument("--output_dir", help="where report.md and its files go (default: --model_dir)")
-    p.add_argument("--num_prompts", type=int, default=None, help="use only the first N prompts with keywords")
+    p.add_argument(
+        "--num_prompts", type=int, default=None, help="only the first N prompts with keywords (plain text: N texts)"
+    )
     p.add_argument(
         "--base_model",
         default="init",
@@ -56,14 +63,21 @@ def main(argv=None):
         progress=not args.quiet,
     )
     conds, ppl = results["conditions"], results["perplexity"]
-    cov = {c: conds[c]["keyword_coverage"] for c in conds}
-    ratio = results["coverage_ratio"]
-    print(
-        f"keyword coverage over {results['prompts']} prompts: with keywords {cov['conditioned']:.1%}, "
-        f"title only {cov['title_only']:.1%}"
-        + (f", real bodies {cov['reference']:.1%}" if "reference" in cov else "")
-        + (f"; ratio {ratio:.2f}x" if ratio is not None else "")
-    )
+    if results.get("kind") == "plain_text":
+        cont, ref = conds["continued"], conds["reference"]
+        print(
+            f"{results['prompts']} validation texts continued from their openings: {cont['words']:.0f} words on "
+            f"average (the real rest: {ref['words']:.0f}), {cont['stopped_at_eos']:.0%} stopped at end-of-text"
+        )
+    else:
+        cov = {c: conds[c]["keyword_coverage"] for c in conds}
+        ratio = results["coverage_ratio"]
+        print(
+            f"keyword coverage over {results['prompts']} prompts: with keywords {cov['conditioned']:.1%}, "
+            f"title only {cov['title_only']:.1%}"
+            + (f", real bodies {cov['reference']:.1%}" if "reference" in cov else "")
+            + (f"; ratio {ratio:.2f}x" if ratio is not None else "")
+        )
     use = results.get("keyword_use")
     if use:
         print(

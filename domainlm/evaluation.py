@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 REP_N = 4  # rep-4: the n of the repeated n-gram rate
 CONDITIONS = ("conditioned", "title_only", "reference")
+OPENING_TOKENS = 16  # plain text: each validation text is continued from its first 16 tokens
 INIT_SEED = 42  # the Trainer's default --seed, for folders whose all_results.json does not name one
 _WORD = re.compile(r"\w+")
 
@@ -112,6 +113,13 @@ def summarise(texts: Sequence[str], keywords: Sequence[str], stopped: Sequence[b
         "keyword_coverage": _mean(scored),
         "keyword_coverage_median": statistics.median(scored) if scored else None,
         "keyword_coverage_per_sample": coverage,
+        **text_quality(texts, stopped),
+    }
+
+
+def text_quality(texts: Sequence[str], stopped: Sequence[bool] | None = None) -> dict[str, Any]:
+    """Length, variety and repetition of a set of texts, and the share that ended at end-of-text."""
+    return {
         "words": _mean(len(words(t)) for t in texts),
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),
@@ -275,17 +283,7 @@ class EvalPrompt:
 def eval_prompts(path: str | Path, limit: int | None = None) -> tuple[list[EvalPrompt], int]:
     """Prompts with keywords from a validation file, and how many rows were skipped for having none."""
     from domainlm.generation import prompts_from_file
-    from domainlm.tables import read_table
 
-    rows = read_table(path)
-    if any(r.get("text") for r in rows) and not any(r.get("title") or is_record(r.get("text")) for r in rows):
-        raise UserError(
-            f"{path}: the rows are plain text (as text2csv.py writes them), not job records "
-            f"(title{SEP_TOKEN}keywords{SEP_TOKEN}body), and evaluate_model.py measures how keywords steer "
-            "postings; for a plain-text model, run_clm.py --do_eval writes the validation perplexity to the "
-            "model folder's all_results.json (add --eval_before_training for the figure before), and "
-            "generate.py --prompt writes samples"
-        )
     prompts = prompts_from_file(path)
     if any(p.title is None for p in prompts):
         raise UserError(f"{path}: evaluation needs job records (title and keywords columns, or record 'text')")
@@ -294,6 +292,39 @@ def eval_prompts(path: str | Path, limit: int | None = None) -> tuple[list[EvalP
     if not kept:
         raise UserError(f"{path}: no row has keywords, so keyword coverage cannot be measured")
     return kept[:limit] if limit is not None else kept, skipped
+
+
+def is_plain_text(path: str | Path) -> bool:
+    """Whether the validation file holds plain text (text2csv.py's rows: a poem, a joke), not job records."""
+    from domainlm.tables import read_table
+
+    rows = read_table(path)
+    return any(r.get("text") for r in rows) and not any(r.get("title") or is_record(r.get("text")) for r in rows)
+
+
+@dataclass
+class Opening:
+    prompt: str  # the first tokens of a validation text, cut between whole characters
+    reference: str  # the rest of that text
+
+
+def openings(texts: Sequence[str], tokenizer: Any, n_tokens: int = OPENING_TOKENS) -> list[Opening]:
+    """Each text split after its first ``n_tokens`` tokens (at most half of them, so that something is
+    left to continue), moved back to the end of a word when one ends in the second half of the opening
+    (text without spaces, such as Chinese: to the end of a whole character); texts of one token are left out."""
+    from domainlm.generation import unfinished_char_bytes
+
+    out = []
+    for text in texts:
+        ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+        k = min(n_tokens, len(ids) // 2)
+        word_end = next((j for j in range(k, k // 2, -1) if tokenizer.decode(ids[j : j + 1])[:1].isspace()), None)
+        k = word_end or k
+        while k > 0 and unfinished_char_bytes(tokenizer, ids[:k]):
+            k -= 1
+        if k > 0:
+            out.append(Opening(tokenizer.decode(ids[:k]), tokenizer.decode(ids[k:])))
+    return out
 
 
 def validation_texts(path: str | Path) -> list[str]:
@@ -326,18 +357,72 @@ def run_evaluation(
     progress: bool = True,
 ) -> dict[str, Any]:
     """Generate, score, compute perplexities and write ``eval_results.json``, ``eval_samples.jsonl``
-    and ``report.md`` (with its PNGs) into ``output_dir``. Returns the results."""
-    from domainlm.generation import generate_batch, load_model_dir
-    from domainlm.report import write_report
+    and ``report.md`` (with its PNGs) into ``output_dir``. Returns the results.
+
+    Job records are generated with and without their keywords (``evaluate_postings``); plain text, as
+    text2csv.py writes it, is continued from each validation text's opening (``evaluate_plain_text``).
+    """
+    from domainlm.generation import load_model_dir
+    from domainlm.report import write_report, write_text_report
     from domainlm.tables import check_output_dir, write_json, write_jsonl
 
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if num_prompts is not None and num_prompts < 1:
         raise UserError(f"--num_prompts {num_prompts}: must be at least 1")
     check_output_dir(output_dir)
-    prompts, skipped = eval_prompts(validation_file, num_prompts)
+    plain = is_plain_text(validation_file)
+    prompts, skipped = ([], 0) if plain else eval_prompts(validation_file, num_prompts)
     check_base_model(base)
     model, tokenizer = load_model_dir(model_dir)
+    if plain:
+        results, samples = evaluate_plain_text(model, tokenizer, validation_file, settings, num_prompts, progress)
+    else:
+        results, samples = evaluate_postings(model, tokenizer, prompts, settings, progress)
+        results["keyword_use"] = keyword_use(model, tokenizer, prompts)
+    results["perplexity"] = perplexities(model, tokenizer, model_dir, validation_file, base)
+    results.update(
+        model_dir=str(model_dir),
+        parameters=sum(p.numel() for p in model.parameters()),
+        validation_file=str(validation_file),
+        prompts=len(prompts) if not plain else results["prompts"],
+        settings=settings.as_dict(),
+    )
+    if not plain:
+        results["skipped_without_keywords"] = skipped
+    output_dir.mkdir(parents=True, exist_ok=True)
+    write_json(output_dir / "eval_results.json", results)
+    write_jsonl(output_dir / "eval_samples.jsonl", samples)
+    trainer_state = _read_json(model_dir / "trainer_state.json")
+    (write_text_report if plain else write_report)(output_dir, results, samples, trainer_state)
+    return results
+
+
+def perplexities(model: Any, tokenizer: Any, model_dir: Path, validation_file: str | Path, base: str | None) -> dict:
+    """Validation perplexity after fine-tuning, before (``base``), and training's own figures."""
+    out: dict[str, Any] = {}
+    val_texts = validation_texts(validation_file)
+    if val_texts:
+        out["texts"] = len(val_texts)
+        out["after"] = perplexity_of(model, tokenizer, val_texts)
+        if base:
+            before, what = base_model(base, model_dir, tokenizer)
+            out["before"] = perplexity_of(before.to(model.device), tokenizer, val_texts)
+            out["base_model"] = what
+            del before
+    all_results = _read_json(model_dir / "all_results.json") or {}
+    if "eval_perplexity" in all_results:
+        out["training_eval"] = all_results["eval_perplexity"]
+    if "eval_before_perplexity" in all_results:
+        out["training_eval_before"] = all_results["eval_before_perplexity"]
+    return out
+
+
+def evaluate_postings(
+    model: Any, tokenizer: Any, prompts: list[EvalPrompt], settings: GenerationSettings, progress: bool
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Each prompt generated with its keywords and with the title only, same seed; the results and samples."""
+    from domainlm.generation import generate_batch
+
     n = len(prompts)
     texts = {
         "conditioned": [format_prompt(p.title, p.keywords) for p in prompts],
@@ -362,34 +447,6 @@ def run_evaluation(
     results["coverage_ratio"] = (
         cond["keyword_coverage"] / title["keyword_coverage"] if title["keyword_coverage"] else None
     )
-
-    results["keyword_use"] = keyword_use(model, tokenizer, prompts)
-
-    results["perplexity"] = {}
-    val_texts = validation_texts(validation_file)
-    if val_texts:
-        results["perplexity"]["texts"] = len(val_texts)
-        results["perplexity"]["after"] = perplexity_of(model, tokenizer, val_texts)
-        if base:
-            before, what = base_model(base, model_dir, tokenizer)
-            results["perplexity"]["before"] = perplexity_of(before.to(model.device), tokenizer, val_texts)
-            results["perplexity"]["base_model"] = what
-            del before
-    all_results = _read_json(model_dir / "all_results.json") or {}
-    if "eval_perplexity" in all_results:
-        results["perplexity"]["training_eval"] = all_results["eval_perplexity"]
-    if "eval_before_perplexity" in all_results:
-        results["perplexity"]["training_eval_before"] = all_results["eval_before_perplexity"]
-
-    n_params = sum(p.numel() for p in model.parameters())
-    results.update(
-        model_dir=str(model_dir),
-        parameters=n_params,
-        validation_file=str(validation_file),
-        prompts=n,
-        skipped_without_keywords=skipped,
-        settings=settings.as_dict(),
-    )
     samples = []
     for cond, outs in gens.items():
         for g in outs:
@@ -411,9 +468,51 @@ def run_evaluation(
                     "stopped_at_eos": g.stopped,
                 }
             )
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(output_dir / "eval_results.json", results)
-    write_jsonl(output_dir / "eval_samples.jsonl", samples)
-    trainer_state = _read_json(model_dir / "trainer_state.json")
-    write_report(output_dir, results, samples, trainer_state)
-    return results
+    return results, samples
+
+
+def evaluate_plain_text(
+    model: Any,
+    tokenizer: Any,
+    validation_file: str | Path,
+    settings: GenerationSettings,
+    num_prompts: int | None,
+    progress: bool,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Each validation text continued from its opening (``openings``), scored against the text's real rest."""
+    from domainlm.generation import generate_batch
+
+    texts = validation_texts(validation_file)
+    opens = openings(texts, tokenizer)
+    if not opens:
+        raise UserError(f"{validation_file}: no validation text is longer than one token; nothing to continue")
+    skipped = len(texts) - len(opens)
+    opens = opens[:num_prompts] if num_prompts is not None else opens
+    n = len(opens)
+    logger.info("continuing %d validation texts from their first tokens (at most %d)", n, OPENING_TOKENS)
+    outputs = generate_batch(model, tokenizer, [o.prompt for o in opens], settings, progress=progress)
+    results: dict[str, Any] = {
+        "kind": "plain_text",
+        "prompts": n,
+        "opening_tokens": OPENING_TOKENS,
+        "skipped_too_short": skipped,
+        "conditions": {
+            "continued": text_quality([g.text for g in outputs], [g.stopped for g in outputs]),
+            "reference": text_quality([o.reference for o in opens]),
+        },
+    }
+    samples = [
+        {
+            "condition": "continued",
+            "prompt": opens[g.index].prompt,
+            "generated": g.text,
+            "reference": opens[g.index].reference,
+            "seed": g.seed,
+            "return_index": g.return_index,
+            "words": len(words(g.text)),
+            f"repeated_{REP_N}gram_rate": repeated_ngram_rate(g.text),
+            "stopped_at_eos": g.stopped,
+        }
+        for g in outputs
+    ]
+    return results, samples

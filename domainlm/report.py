@@ -17,6 +17,7 @@ from domainlm.tables import atomic_write
 LOSS_PNG = "loss.png"
 COVERAGE_PNG = "keyword_coverage.png"
 LABELS = {"conditioned": "title + keywords", "title_only": "title only", "reference": "real validation bodies"}
+TEXT_LABELS = {"continued": "generated continuations", "reference": "the real rest of the texts"}
 SAMPLE_WORDS = 120
 
 
@@ -141,7 +142,7 @@ def _perplexity_lines(ppl: dict[str, Any], trainer_state: dict[str, Any] | None)
     lines = ["## Perplexity on validation", ""]
     if "after" in ppl:
         lines += [
-            f"Computed here on the {ppl['texts']} validation records (`tokens + <|endoftext|>`, token-weighted):",
+            f"Computed here on the {ppl['texts']} validation texts (`tokens + <|endoftext|>`, token-weighted):",
             "",
             "| model | perplexity |",
             "|---|---|",
@@ -206,7 +207,6 @@ def write_report(
     trainer_state: dict[str, Any] | None,
 ) -> Path:
     """Write ``report.md``, ``keyword_coverage.png`` and (with a trainer state) ``loss.png``; return the report."""
-    from domainlm.evaluation import REP_N
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -257,6 +257,15 @@ def write_report(
         "texts are scored against the keywords left out of their prompt. A generated text is scored from after the "
         "last `<|SEP|>` it writes itself: from a title-only prompt the model often writes a keyword list of its own "
         "first, and that list is not the posting.",
+        *_text_metric_lines(),
+    ]
+    return _write(out / "report.md", lines)
+
+
+def _text_metric_lines() -> list[str]:
+    from domainlm.evaluation import REP_N
+
+    return [
         "- **Words**: runs of letters and digits, casefolded.",
         "- **distinct-n**: distinct n-grams / all n-grams over all texts of a row of the table (higher = more varied).",
         f"- **Repeated {REP_N}-grams**: per text, 1 − distinct {REP_N}-grams / {REP_N}-grams, averaged "
@@ -267,7 +276,75 @@ def write_report(
         "Per-sample values: `eval_samples.jsonl`; all figures: `eval_results.json`.",
         "",
     ]
-    path = out / "report.md"
+
+
+def _write(path: Path, lines: list[str]) -> Path:
     with atomic_write(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
     return path
+
+
+def write_text_report(
+    output_dir: str | Path,
+    results: dict[str, Any],
+    samples: Sequence[dict[str, Any]],
+    trainer_state: dict[str, Any] | None,
+) -> Path:
+    """``report.md`` (and ``loss.png``) for a plain-text model: continuations of validation openings."""
+    from domainlm.evaluation import REP_N
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    has_loss = plot_loss((trainer_state or {}).get("log_history", []), out / LOSS_PNG)
+    s = results["settings"]
+    decoding = ", ".join(f"{k} {v}" for k, v in s.items() if v is not None and k not in ("batch_size",))
+    skipped = results.get("skipped_too_short")
+    table = [
+        f"| | words (mean) | distinct-1 | distinct-2 | repeated {REP_N}-grams | stopped at end-of-text |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in results["conditions"].items():
+        table.append(
+            f"| {TEXT_LABELS.get(name, name)} | {_fmt(m['words'], 'int')} | {_fmt(m['distinct_1'])} "
+            f"| {_fmt(m['distinct_2'])} | {_fmt(m[f'repeated_{REP_N}gram_rate'], 'pct')} "
+            f"| {_fmt(m['stopped_at_eos'], 'pct')} |"
+        )
+    sample_lines = ["## Samples", ""]
+    for sample in [x for x in samples if x["return_index"] == 0][:3]:
+        sample_lines += [
+            f"Opening `{_excerpt(sample['prompt']).replace('`', '')}` (seed {sample['seed']}"
+            + ("; stopped at end-of-text)" if sample["stopped_at_eos"] else "; cut at the token limit)"),
+            "",
+            "```text",
+            _excerpt(sample["generated"]),
+            "```",
+            "",
+        ]
+    lines = [
+        f"# Evaluation of `{results['model_dir']}`",
+        "",
+        f"{results['parameters']:,} parameters. Plain text: each of {results['prompts']} validation texts from "
+        f"`{results['validation_file']}` is continued from its first tokens (at most "
+        f"{results['opening_tokens']}, and at most half the text)"
+        + (f"; {skipped} text{'s' if skipped > 1 else ''} of one token skipped" if skipped else "")
+        + ". Decoding: "
+        + decoding
+        + ".",
+        "",
+        "## Text quality",
+        "",
+        *table,
+        "",
+        *_perplexity_lines(results.get("perplexity", {}), trainer_state),
+        "## Training",
+        "",
+        f"![Training and evaluation loss over steps]({LOSS_PNG})"
+        if has_loss
+        else "No `trainer_state.json` in the model folder: no loss curve.",
+        "",
+        *sample_lines,
+        "## How the figures are computed",
+        "",
+        *_text_metric_lines(),
+    ]
+    return _write(out / "report.md", lines)

@@ -1,4 +1,5 @@
-"""A saved folder whose tiny GPT-2 has memorised two records: generation's output is then known exactly.
+"""A saved folder whose tiny GPT-2 has memorised two records (or two plain texts): generation's output is
+then known exactly.
 
 Trained with a plain torch loop (about a second on one core) rather than the Trainer, which
 tests/test_train.py already covers; saved like run_clm.py saves: weights, tokenizer and the generation
@@ -17,17 +18,20 @@ RECORDS = [
 ]
 ROWS = [format_record(*r) for r in RECORDS]
 PROMPTS = [format_prompt(t, k) for t, k, _ in RECORDS]
-_BUILT: dict[Path, Path] = {}
+# plain text, as text2csv.py writes it: no title, no keywords
+PLAIN = ["The night train crossed the frozen river slowly.", "Lamps burned on the far shore until the morning came."]
+_BUILT: dict[tuple[Path, tuple[str, ...]], Path] = {}
 
 
-def memorised_model_dir(tmp_path_factory, tokenizer_dir: Path) -> Path:
-    """Built once per test session, shared by the test modules that need it."""
-    if tokenizer_dir not in _BUILT:
-        _BUILT[tokenizer_dir] = build_memorised_model(tmp_path_factory.mktemp("memorised"), tokenizer_dir)
-    return _BUILT[tokenizer_dir]
+def memorised_model_dir(tmp_path_factory, tokenizer_dir: Path, rows: list[str] = ROWS) -> Path:
+    """Built once per test session (per set of rows), shared by the test modules that need it."""
+    key = (tokenizer_dir, tuple(rows))
+    if key not in _BUILT:
+        _BUILT[key] = build_memorised_model(tmp_path_factory.mktemp("memorised"), tokenizer_dir, rows=rows)
+    return _BUILT[key]
 
 
-def build_memorised_model(out: Path, tokenizer_dir: Path, context: int = 64) -> Path:
+def build_memorised_model(out: Path, tokenizer_dir: Path, context: int = 64, rows: list[str] = ROWS) -> Path:
     import torch
     from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
 
@@ -37,7 +41,7 @@ def build_memorised_model(out: Path, tokenizer_dir: Path, context: int = 64) -> 
     torch.set_num_threads(1)  # a 2-core machine shared with others runs this 10x faster on one thread
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
     eos, pad = tok.eos_token_id, tok.pad_token_id
-    seqs = [tok(r, add_special_tokens=False)["input_ids"] + [eos] for r in ROWS]
+    seqs = [tok(r, add_special_tokens=False)["input_ids"] + [eos] for r in rows]
     width = max(len(s) for s in seqs)
     ids = torch.tensor([s + [pad] * (width - len(s)) for s in seqs])
     labels = torch.tensor([s + [-100] * (width - len(s)) for s in seqs])

@@ -6,7 +6,7 @@ import re
 
 import pytest
 from conftest import forbid, write_text_csv
-from memorised import ROWS, memorised_model_dir
+from memorised import PLAIN, ROWS, memorised_model_dir
 
 from domainlm.errors import UserError
 from domainlm.evaluation import (
@@ -185,19 +185,43 @@ def test_evaluation_needs_keywords(memorised_dir, tmp_path):
         main(["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv")])
 
 
-def test_plain_text_validation_is_refused_with_what_to_use_instead(memorised_dir, tmp_path, monkeypatch):
-    # the validation.csv of text2csv.py (a poem, jokes, a language with few resources) has no records
-    import domainlm.generation
+def test_plain_text_is_continued_from_each_texts_opening(tmp_path_factory, bpe_tokenizer_dir, tmp_path, capsys):
+    # text2csv.py's validation.csv (poems, jokes, any language) has no keywords: each text is continued from
+    # its first tokens, and a model that memorised the texts writes exactly their rest, then stops
+    from transformers import AutoTokenizer
+
+    from domainlm.evaluation import openings
     from evaluate_model import main
 
-    forbid(monkeypatch, (domainlm.generation, "load_model_dir"))
-    write_text_csv(tmp_path / "validation.csv", [{"text": "Тихая река ждёт."}, {"text": "小猫喜欢鱼。"}])
-    with pytest.raises(UserError) as err:
-        main(["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv")])
-    assert str(err.value).startswith(
-        f"{tmp_path / 'validation.csv'}: the rows are plain text (as text2csv.py writes them), not job records"
-    )
-    assert "all_results.json" in str(err.value) and "generate.py --prompt" in str(err.value)
+    model_dir = memorised_model_dir(tmp_path_factory, bpe_tokenizer_dir, PLAIN)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    write_text_csv(tmp_path / "validation.csv", [{"text": t} for t in [*PLAIN, "a"]])  # "a": one token, skipped
+    opens = openings([*PLAIN, "a"], tok)
+    assert [o.prompt + o.reference for o in opens] == PLAIN  # cut at the end of a word
+    assert [o.prompt for o in opens] == ["The night train crossed", "Lamps burned on the far"]
+    # no spaces, and characters the tokenizer spells as 3 byte tokens: 16 tokens would cut the sixth
+    [cjk] = openings(["猫喜欢鱼。狗喜欢骨头。"], tok)
+    assert (cjk.prompt, cjk.reference) == ("猫喜欢鱼。", "狗喜欢骨头。")
+    results = main(["--model_dir", str(model_dir), "--validation_file", str(tmp_path / "validation.csv"),
+                    "--output_dir", str(tmp_path / "eval"), "--strategy", "greedy", "--max_new_tokens", "30",
+                    "--quiet"])  # fmt: skip
+    assert (results["kind"], results["prompts"], results["skipped_too_short"]) == ("plain_text", 2, 1)
+    cont, ref = results["conditions"]["continued"], results["conditions"]["reference"]
+    assert cont == {**ref, "stopped_at_eos": 1.0}  # word for word the real rest
+    assert ref["words"] == sum(len(words(o.reference)) for o in opens) / 2 and ref["stopped_at_eos"] is None
+    samples = [json.loads(line) for line in (tmp_path / "eval" / "eval_samples.jsonl").read_text().splitlines()]
+    assert [(s["prompt"], s["generated"], s["reference"]) for s in samples] == [
+        (o.prompt, o.reference, o.reference) for o in opens
+    ]
+    ppl = results["perplexity"]
+    assert ppl["texts"] == 3 and ppl["before"] > 100 and "training_eval" not in ppl
+    report = (tmp_path / "eval" / "report.md").read_text()
+    assert "Plain text: each of 2 validation texts from" in report and "; 1 text of one token skipped." in report
+    assert f"| generated continuations | {cont['words']:,.0f} |" in report
+    assert "| the real rest of the texts |" in report and "keyword" not in report.lower()
+    assert not (tmp_path / "eval" / "keyword_coverage.png").exists()
+    out = capsys.readouterr().out
+    assert "2 validation texts continued from their openings" in out and "100% stopped at end-of-text" in out
 
 
 def test_body_loss_is_the_mean_over_body_tokens_and_end_of_text(tiny_model_dir):
