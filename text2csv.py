@@ -14,9 +14,10 @@ A folder of .txt files (recursive, sorted), one example per file, with validatio
 
     python text2csv.py books/ --validation heldout/ --output_dir data/books
 
-A text file written on Windows (cp1252 rather than UTF-8; the CSVs are UTF-8 all the same):
+A text file written on Windows (cp1252 rather than UTF-8; the CSVs are UTF-8 all the same), one example per
+paragraph (one file alone is one example, too few to hold any out for validation):
 
-    python text2csv.py notes.txt --encoding cp1252 --output_dir data/notes
+    python text2csv.py notes.txt --encoding cp1252 --split paragraph --output_dir data/notes
 
 The Joke column of two CSV files, one example per row, 5% held out:
 

@@ -86,7 +86,10 @@ class ModelArguments:
     )
     layerwise_lr_decay: float | None = field(
         default=None,
-        metadata={"help": "Discriminative learning rates: each block below the head learns D times slower (e.g. 0.8)."},
+        metadata={
+            "help": "Discriminative learning rates: the head learns at --learning_rate, each block below at D times "
+            "the rate of the one above (e.g. 0.9), the position embeddings at D^(layers+1)."
+        },
     )
 
     def __post_init__(self) -> None:
@@ -142,9 +145,12 @@ class DataArguments:
         default=False,
         metadata={"help": "Reshuffle each record's keyword order every epoch (deterministic under --seed)."},
     )
-    overlong: Literal["drop", "truncate", "error"] | None = field(
-        default=None,
-        metadata={"help": "records mode: a row longer than block_size is dropped (default), truncated, or an error."},
+    overlong: Literal["drop", "truncate", "error"] = field(
+        default="drop",
+        metadata={
+            "help": "records and packed modes: a row longer than block_size is dropped (counted and logged), "
+            "truncated, or an error. concat cuts every row into blocks, so it has no such rows."
+        },
     )
     preprocessing_num_workers: int | None = field(default=None, metadata={"help": "Processes for tokenisation."})
     overwrite_cache: bool = field(default=False, metadata={"help": "Tokenise again instead of using the cache."})
@@ -222,6 +228,7 @@ LEGACY_FLAGS: dict[str, str | None] = {
     "no_cuda": "use_cpu",
     "per_gpu_train_batch_size": "per_device_train_batch_size",
     "per_gpu_eval_batch_size": "per_device_eval_batch_size",
+    "gradient_checkpointing": "activation_checkpointing",  # transformers 5 deprecates the old name
     "logging_dir": None,
     "save_safetensors": None,
 }
@@ -401,6 +408,18 @@ def prepare_deepspeed(config: Any) -> None:
     single_process_env()
 
 
+def describe_report_to(parser: Any) -> None:
+    """``--help`` shows run_clm.py's default for ``--report_to`` (TensorBoard, set by
+    ``domainlm.train.default_report_to``), not transformers 5's ``none``."""
+    for action in parser._actions:
+        if "--report_to" in action.option_strings:
+            action.default = "tensorboard"
+            action.help = (
+                "Where training logs go: tensorboard (output_dir/runs, or --logging_dir), none, all (every "
+                "installed integration), or a list."
+            )
+
+
 def parse_args(
     argv: list[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, RunArguments, TrainingArguments]:
@@ -411,6 +430,7 @@ def parse_args(
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
     parser.epilog = legacy_help()
+    describe_report_to(parser)
     if len(argv) == 1 and argv[0].endswith(".json"):
         options = read_json_file(argv[0])
         if not isinstance(options, dict):

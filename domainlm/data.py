@@ -382,7 +382,7 @@ def build_sequences(
     keep_text = data_args.shuffle_keywords
     if mode in ("records", "packed"):
         ds = tokenize_records(
-            ds, tokenizer, block_size, data_args.overlong or "drop", workers, cache, body_only, keep_text, source
+            ds, tokenizer, block_size, data_args.overlong, workers, cache, body_only, keep_text, source
         )
         return pack_records(ds, block_size) if mode == "packed" else ds
     if mode == "concat":

@@ -119,6 +119,10 @@ class UnfreezeSchedule:
             raise UserError(f"--unfreeze_unit {unit}: use steps or epochs")
         return cls(stages, unit)
 
+    def unlocked_at(self, depth: int, n_layers: int) -> int | None:
+        """The step (or epoch, per ``unit``) from which the layer group at ``depth`` trains; None: never."""
+        return next((at for at, n in self.stages if depth >= unlocked_depth(n, n_layers)), None)
+
     def n_last(self, step: int, epoch: float) -> int | str:
         now = step if self.unit == "steps" else math.floor(epoch + 1e-9)
         current: int | str = self.stages[0][1]

@@ -184,7 +184,7 @@ def card_facts(
         hyper["loss on"] = "the posting body and end-of-text (title and keywords masked)"
     if data_args.shuffle_keywords:
         hyper["keyword order"] = "reshuffled every epoch"
-    if data_args.overlong:
+    if data_args.overlong != "drop":
         hyper["records over the block"] = data_args.overlong
     if steps is not None:
         hyper["optimizer steps"] = steps

@@ -195,6 +195,14 @@ def run(
     head = first.select(range(min(200, len(first))))["text"]
     mode = resolve_sequence_mode(data_args.sequence_mode, head)
     job_records = resolve_sequence_mode("auto", head) == "records"  # rows title<|SEP|>keywords<|SEP|>text
+    if mode == "concat" and data_args.overlong != "drop":
+        chose = (
+            " (--sequence_mode auto chose concat: the rows are plain text)" if data_args.sequence_mode == "auto" else ""
+        )
+        raise UserError(
+            f"--overlong {data_args.overlong} does nothing in concat mode{chose}, which joins the rows and cuts them "
+            "into --block_size blocks; pass --sequence_mode records (or packed) to keep rows whole"
+        )
     model = load_model(model_args, tokenizer, training_args)
     context = context_length(model.config)
     block_size = data_args.block_size or min(context, 1024)

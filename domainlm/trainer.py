@@ -91,6 +91,12 @@ class DomainTrainer(Trainer):
             size = lambda p: getattr(p, "ds_numel", p.numel())  # noqa: E731
             rows = [{k: g[k] for k in ("layer", "lr", "weight_decay")} | {"parameters": sum(size(p) for p in g["params"])}
                     for g in groups]  # fmt: skip
+            if self.unfreeze_schedule is not None:  # "lr" is the group's rate once it trains; 0 until then
+                from domainlm.freezing import n_layers_of
+
+                schedule, unit = self.unfreeze_schedule, self.unfreeze_schedule.unit.rstrip("s")
+                for row, g in zip(rows, groups, strict=True):
+                    row[f"trains_from_{unit}"] = schedule.unlocked_at(g["depth"], n_layers_of(model))
             write_json(Path(args.output_dir) / "optimizer_groups.json", rows)
         return optimizer
 

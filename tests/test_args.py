@@ -109,6 +109,23 @@ def test_help_lists_the_accepted_4x_flags(capsys):
     assert "--group_by_length (--train_sampling_strategy group_by_length)" in printed
 
 
+def test_help_shows_the_scripts_own_defaults(capsys):
+    """run_clm.py logs to TensorBoard unless --report_to says otherwise (transformers 5 says none)."""
+    with pytest.raises(SystemExit):
+        parse_args(["--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    report_to = printed[printed.index("--report_to REPORT_TO, --report-to REPORT_TO") :][:400]
+    assert "(default: tensorboard)" in report_to and "(default: none)" not in report_to
+    assert "D times slower" not in printed and "each block below at D times the rate of the one above" in printed
+
+
+def test_report_to_defaults_to_tensorboard_and_stays_settable(tmp_path):
+    *_, training_args = parse_args([*BASE, "--output_dir", str(tmp_path / "a")])
+    assert training_args.report_to == ["tensorboard"]
+    *_, training_args = parse_args([*BASE, "--output_dir", str(tmp_path / "b"), "--report_to", "none"])
+    assert training_args.report_to == []
+
+
 @pytest.mark.parametrize(
     ("flags", "message"),
     [

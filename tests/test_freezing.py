@@ -108,8 +108,8 @@ def test_gradual_unfreezing_with_layerwise_rates(tmp_path, tiny_model_dir, recor
     log = json.loads((out / "trainer_state.json").read_text())["log_history"]
     assert [e["learning_rate"] for e in log if "learning_rate" in e] == [1e-2, 1e-2, 1e-2]
     groups = json.loads((out / "optimizer_groups.json").read_text())
-    assert {(g["layer"], g["lr"]) for g in groups} == {
-        ("embeddings", 1.25e-3), ("block.0", 2.5e-3), ("block.1", 5e-3), ("head", 1e-2),
+    assert {(g["layer"], g["lr"], g["trains_from_step"]) for g in groups} == {
+        ("embeddings", 1.25e-3, 2), ("block.0", 2.5e-3, 2), ("block.1", 5e-3, 0), ("head", 1e-2, 0),
     }  # fmt: skip
     moved = changed(load(tiny_model_dir), load(out))
     # block.0 and the position embeddings were locked for steps 0-1 and open for step 2: they moved once

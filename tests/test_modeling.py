@@ -173,9 +173,10 @@ def test_training_with_padded_vocab_saves_a_folder_that_generates(tmp_path, tiny
 # --gradient_checkpointing (a TrainingArguments flag)
 
 
-def test_gradient_checkpointing_trains_to_the_same_weights(tmp_path, tiny_model_dir, monkeypatch, caplog):
+def test_gradient_checkpointing_trains_to_the_same_weights(tmp_path, tiny_model_dir, monkeypatch, caplog, recwarn):
     """Recomputing activations in the backward pass changes memory, not results (dropout included:
-    the checkpoint replays the RNG), and the cache stays off without the use_cache warning."""
+    the checkpoint replays the RNG), and the cache stays off without the use_cache warning. The guides'
+    --gradient_checkpointing is transformers 5's --activation_checkpointing, without its deprecation warning."""
     import transformers.modeling_utils as mu
     from safetensors.torch import load_file
 
@@ -194,6 +195,7 @@ def test_gradient_checkpointing_trains_to_the_same_weights(tmp_path, tiny_model_
             assert not calls
     assert len(calls) == 2 * 4  # 2 blocks x (2 epochs x 2 steps)
     assert "use_cache=True` is incompatible" not in caplog.text
+    assert not [w for w in recwarn if "gradient_checkpointing" in str(w.message)]
     for key, value in weights["plain"].items():
         torch.testing.assert_close(weights["checkpointed"][key], value, atol=1e-6, rtol=0)
     start = load_file(tiny_model_dir / "model.safetensors")

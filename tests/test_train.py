@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from conftest import write_text_csv
+from conftest import forbid, write_text_csv
 
 from domainlm.errors import UserError
 from domainlm.template import format_prompt, format_record
@@ -154,3 +154,20 @@ def test_block_size_over_the_context_is_lowered_to_it_as_in_4x(tmp_path, tiny_mo
                         str(tmp_path / "validation.csv"), "--do_eval", "--block_size", "1000", *common(tmp_path)])  # fmt: skip
     assert results["block_size"] == 256
     assert "--block_size 1000 is over the model's context of 256 tokens: using 256" in caplog.messages
+
+
+@pytest.mark.parametrize("mode", ["concat", "auto"])
+def test_overlong_rows_in_concat_mode_are_refused_in_one_line(tmp_path, tiny_model_dir, monkeypatch, mode):
+    """concat cuts every row into blocks, so --overlong truncate|error would do nothing: said before any work."""
+    import domainlm.modeling
+
+    forbid(monkeypatch, (domainlm.modeling, "load_model"))
+    write_text_csv(tmp_path / "train.csv", [{"text": "A plain line of a poem, not a record."}] * 4)
+    with pytest.raises(UserError) as err:
+        main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+              "--sequence_mode", mode, "--overlong", "error", *common(tmp_path)])  # fmt: skip
+    chose = " (--sequence_mode auto chose concat: the rows are plain text)" if mode == "auto" else ""
+    assert str(err.value) == (
+        f"--overlong error does nothing in concat mode{chose}, which joins the rows and cuts them into --block_size "
+        "blocks; pass --sequence_mode records (or packed) to keep rows whole"
+    )
