@@ -207,15 +207,10 @@ def write_report(
     trainer_state: dict[str, Any] | None,
 ) -> Path:
     """Write ``report.md``, ``keyword_coverage.png`` and (with a trainer state) ``loss.png``; return the report."""
-
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    out, training, decoding = _start(output_dir, results, trainer_state)
     conds = results["conditions"]
     cov = {c: [v for v in conds[c]["keyword_coverage_per_sample"] if v is not None] for c in conds}
     plot_coverage(cov["conditioned"], cov["title_only"], out / COVERAGE_PNG)
-    has_loss = plot_loss((trainer_state or {}).get("log_history", []), out / LOSS_PNG)
-    s = results["settings"]
-    decoding = ", ".join(f"{k} {v}" for k, v in s.items() if v is not None and k not in ("batch_size",))
     ratio = results.get("coverage_ratio")
     verdict = (
         f"**{ratio:.2f}×** the title-only coverage ({'meets' if ratio >= 2 else 'misses'} the goal of 2×)"
@@ -241,12 +236,7 @@ def write_report(
         "",
         *_keyword_use_lines(results.get("keyword_use")),
         *_perplexity_lines(results.get("perplexity", {}), trainer_state),
-        "## Training",
-        "",
-        f"![Training and evaluation loss over steps]({LOSS_PNG})"
-        if has_loss
-        else "No `trainer_state.json` in the model folder: no loss curve.",
-        "",
+        *training,
         *_sample_lines(samples),
         "## How the figures are computed",
         "",
@@ -278,6 +268,27 @@ def _text_metric_lines() -> list[str]:
     ]
 
 
+def _start(
+    output_dir: str | Path, results: dict[str, Any], trainer_state: dict[str, Any] | None
+) -> tuple[Path, list[str], str]:
+    """The output folder (made), the report's training section (with ``loss.png`` when there is a
+    trainer state) and the decoding settings in words."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    has_loss = plot_loss((trainer_state or {}).get("log_history", []), out / LOSS_PNG)
+    training = [
+        "## Training",
+        "",
+        f"![Training and evaluation loss over steps]({LOSS_PNG})"
+        if has_loss
+        else "No `trainer_state.json` in the model folder: no loss curve.",
+        "",
+    ]
+    s = results["settings"]
+    decoding = ", ".join(f"{k} {v}" for k, v in s.items() if v is not None and k not in ("batch_size",))
+    return out, training, decoding
+
+
 def _write(path: Path, lines: list[str]) -> Path:
     with atomic_write(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines))
@@ -293,11 +304,7 @@ def write_text_report(
     """``report.md`` (and ``loss.png``) for a plain-text model: continuations of validation openings."""
     from domainlm.evaluation import REP_N
 
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    has_loss = plot_loss((trainer_state or {}).get("log_history", []), out / LOSS_PNG)
-    s = results["settings"]
-    decoding = ", ".join(f"{k} {v}" for k, v in s.items() if v is not None and k not in ("batch_size",))
+    out, training, decoding = _start(output_dir, results, trainer_state)
     skipped = results.get("skipped_too_short")
     table = [
         f"| | words (mean) | distinct-1 | distinct-2 | repeated {REP_N}-grams | stopped at end-of-text |",
@@ -336,12 +343,7 @@ def write_text_report(
         *table,
         "",
         *_perplexity_lines(results.get("perplexity", {}), trainer_state),
-        "## Training",
-        "",
-        f"![Training and evaluation loss over steps]({LOSS_PNG})"
-        if has_loss
-        else "No `trainer_state.json` in the model folder: no loss curve.",
-        "",
+        *training,
         *sample_lines,
         "## How the figures are computed",
         "",
