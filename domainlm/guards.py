@@ -9,6 +9,7 @@
 - **Divergence.** A NaN or infinite training loss stops the run before the update it would cause, a
   checkpoint is never written from weights that are not finite, and a long run of skipped (overflowing)
   fp16 steps stops the run too. The last good checkpoint stays where it is.
+- **Ctrl-C.** It stops the run even when Python drops its ``KeyboardInterrupt`` (``CtrlC``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ import math
 import os
 import re
 import shutil
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -501,3 +506,42 @@ class DivergenceGuard(TrainerCallback):
 
     def on_epoch_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
         self._check_before_save(state, control, kwargs.get("model"))
+
+
+class CtrlC(TrainerCallback):
+    """Ctrl-C stops training even where Python drops the ``KeyboardInterrupt`` it raised.
+
+    Python raises it wherever the main thread is when SIGINT arrives. Inside a ``__del__`` (a progress
+    bar or a file that the garbage collector closes while a checkpoint is written) it only prints
+    "Exception ignored in ..." and goes on, and so would training, to the end. While ``watching``, the
+    SIGINT handler also remembers the signal, and the next step, save, log or evaluation raises it again.
+    """
+
+    def __init__(self) -> None:
+        self.pending = False
+
+    @contextmanager
+    def watching(self) -> Iterator[None]:
+        """Install the handler (main thread only; elsewhere SIGINT is not delivered) and put back the previous one."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        self.pending = False
+        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        try:
+            yield
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.pending = True
+        raise KeyboardInterrupt
+
+    def _raise_if_pending(self, *args: Any, **kwargs: Any) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+    on_step_end = on_substep_end = on_save = on_log = on_evaluate = _raise_if_pending
+
+
+ctrl_c = CtrlC()  # one per process, as SIGINT is

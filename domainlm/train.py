@@ -147,8 +147,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if distributed.single_process_note:  # set while parsing, before logging was set up
         logger.info("%s", distributed.single_process_note)
         distributed.single_process_note = None
+    from domainlm.guards import ctrl_c
+
     try:
-        with OutputFolder(training_args) as folder:
+        with ctrl_c.watching(), OutputFolder(training_args) as folder:
             return run(argv, model_args, data_args, run_args, training_args, folder)
     except KeyboardInterrupt as err:
         if isinstance(err, Interrupted):
@@ -355,9 +357,9 @@ def _state_dict(trainer: Any) -> dict[str, Any]:
 def long_run_callbacks(run_args: RunArguments, training_args: TrainingArguments, tokenizer: Any, raw: Any) -> list:
     """The callbacks that guard a long run and show what it does, as ``run_args`` asks."""
     from domainlm.callbacks import EvalBeforeTraining, SampleCallback, sample_prompts
-    from domainlm.guards import CheckpointInfo, DiskGuard, DivergenceGuard
+    from domainlm.guards import CheckpointInfo, DiskGuard, DivergenceGuard, ctrl_c
 
-    callbacks: list[Any] = [CheckpointInfo(), DivergenceGuard(run_args.max_skipped_steps)]
+    callbacks: list[Any] = [CheckpointInfo(), DivergenceGuard(run_args.max_skipped_steps), ctrl_c]
     if run_args.check_disk_space:
         callbacks.insert(0, DiskGuard())
     if run_args.eval_before_training:

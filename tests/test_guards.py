@@ -215,3 +215,51 @@ def test_a_long_run_of_skipped_steps_stops_training(tmp_path):
             "training diverged at step 6: 3 optimizer steps in a row were skipped because the gradients overflowed; "
             "stopped without saving the model, no good checkpoint was saved before it.")):  # fmt: skip
         guard.on_step_end(args, state, TrainerControl(), optimizer=skipped)
+
+
+# --- Ctrl-C ------------------------------------------------------------------------------------------------
+
+
+class SigintInDel:
+    """SIGINT arrives while this object's ``__del__`` runs: Python raises KeyboardInterrupt there and drops it."""
+
+    def __del__(self):
+        import os
+        import signal
+
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(1000))  # the handler runs at the next bytecode: still inside __del__
+
+
+def test_ctrl_c_that_python_drops_in_a_del_still_stops_the_run(tmp_path, tiny_model_dir, records_dir, monkeypatch):
+    """As when Ctrl-C falls while a progress bar or file is collected during a save: the run must stop anyway."""
+    import signal
+    import sys
+
+    from transformers import TrainerCallback
+
+    from domainlm import train
+    from domainlm.errors import Interrupted
+
+    steps, dropped = [], []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: dropped.append(u.exc_type))  # "Exception ignored in ..."
+
+    class DropAnInterruptAtStep2(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            steps.append(state.global_step)
+            if state.global_step == 2:
+                SigintInDel()  # collected at once: KeyboardInterrupt raised in __del__ and dropped
+
+    real = train.long_run_callbacks
+    monkeypatch.setattr(train, "long_run_callbacks", lambda *a: [DropAnInterruptAtStep2(), *real(*a)])
+    handler = signal.getsignal(signal.SIGINT)
+    with pytest.raises(Interrupted) as err:
+        main(["--model_name_or_path", str(tiny_model_dir), "--max_steps", "6", "--save_steps", "1",
+              *common(tmp_path, records_dir)])  # fmt: skip
+    out = tmp_path / "out"
+    assert dropped == [KeyboardInterrupt]  # Python dropped the one raised in __del__
+    assert steps == [1, 2]  # stopped at the end of step 2 (before its checkpoint), not after step 6
+    assert str(err.value) == (
+        f"interrupted; run the same command again to continue from the last checkpoint in {out} (checkpoint-1)"
+    )
+    assert signal.getsignal(signal.SIGINT) is handler  # the previous handler is back
