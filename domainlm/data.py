@@ -296,34 +296,52 @@ def pack_records(ds: Dataset, block_size: int) -> Dataset:
 
     The first label of every record is ignored: it would be predicted from the previous record's end.
     A ``text`` column becomes ``texts`` (the records of each row, in order).
-    """
-    from datasets import Dataset as ArrowDataset
 
-    ids_col, labels_col = ds["input_ids"], ds["labels"]
-    texts_col = ds["text"] if "text" in ds.column_names else None
-    bins = pack_lengths([len(x) for x in ids_col], block_size)
-    rows: dict[str, list[Any]] = {"input_ids": [], "labels": [], "position_ids": []}
-    if texts_col is not None:
-        rows["texts"] = []
-    for members in bins:
-        ids: list[int] = []
-        labels: list[int] = []
-        pos: list[int] = []
-        for i in members:
-            x, y = list(ids_col[i]), list(labels_col[i])
-            ids += x
-            labels += [IGNORE_INDEX, *y[1:]]
-            pos += range(len(x))
-        rows["input_ids"].append(ids)
-        rows["labels"].append(labels)
-        rows["position_ids"].append(pos)
-        if texts_col is not None:
-            rows["texts"].append([texts_col[i] for i in members])
-    packed = ArrowDataset.from_dict(rows)
-    n_tokens = sum(len(x) for x in rows["input_ids"])
+    The rows are built from the Arrow columns in bulk (take, flatten, offsets): reading every record
+    into Python lists took 1.9 GB and 25 s for 10.6 million tokens (50 MB of text), this 0.6 GB and 1.4 s.
+    """
+    import itertools
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from datasets import Dataset as ArrowDataset
+    from datasets.fingerprint import Hasher
+    from datasets.table import InMemoryTable
+
+    table = ds.with_format("arrow")[:]  # the rows as selected, Arrow columns: no Python objects per token
+    lengths = pc.list_value_length(table.column("input_ids")).to_numpy().astype(np.int64)
+    bins = pack_lengths(lengths.tolist(), block_size)
+    take = np.fromiter(itertools.chain.from_iterable(bins), dtype=np.int64, count=len(lengths))
+    record_lengths = lengths[take]
+    record_starts = np.concatenate([[0], np.cumsum(record_lengths)])  # token offsets of the records, bin order
+    bin_sizes = np.fromiter((len(b) for b in bins), dtype=np.int64, count=len(bins))
+    bin_records = np.concatenate([[0], np.cumsum(bin_sizes)])  # record offsets of the rows
+    row_offsets = pa.array(record_starts[bin_records], pa.int32())
+
+    def records_in_bin_order(name: str) -> pa.Array:
+        return pc.list_flatten(table.column(name).take(take).combine_chunks())
+
+    labels = records_in_bin_order("labels").to_numpy().copy()
+    labels[record_starts[:-1][record_lengths > 0]] = IGNORE_INDEX
+    n_tokens = int(record_starts[-1])
+    positions = np.arange(n_tokens, dtype=np.int64)
+    positions -= np.repeat(record_starts[:-1], record_lengths)
+    columns = {
+        "input_ids": pa.ListArray.from_arrays(row_offsets, records_in_bin_order("input_ids")),
+        "labels": pa.ListArray.from_arrays(row_offsets, pa.array(labels)),
+        "position_ids": pa.ListArray.from_arrays(row_offsets, pa.array(positions)),
+    }
+    del labels, positions
+    if "text" in ds.column_names:
+        texts = table.column("text").take(take).combine_chunks()
+        columns["texts"] = pa.ListArray.from_arrays(pa.array(bin_records, pa.int32()), texts)
+    # The fingerprint from the input's: hashing the packed table instead pickled all of it (4x its size).
+    fingerprint = Hasher.hash(("pack_records", ds._fingerprint, block_size))
+    packed = ArrowDataset(InMemoryTable(pa.table(columns)), fingerprint=fingerprint)
     logger.info(
         "packed %d records into %d rows of up to %d tokens (%.1f%% filled)",
-        len(ids_col),
+        len(lengths),
         len(packed),
         block_size,
         100 * n_tokens / max(1, len(packed) * block_size),

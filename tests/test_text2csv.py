@@ -457,6 +457,48 @@ def test_tokens_mode_end_to_end(tmp_path, tokenizer_dir, count):
         run(tmp_path, tmp_path / "in", split="tokens", max_tokens=40, tokenizer=str(tmp_path / "nope"))
 
 
+def test_tokens_mode_never_tokenises_a_long_document_whole(tmp_path, tokenizer_dir, count, monkeypatch):
+    """Counting a 10 MB document in one call took 1.7 GB: a text longer than the tokenizer's longest token
+    times --max_tokens cannot fit, so no text longer than that is counted; the examples stay the same."""
+    import domainlm.text2csv as t2c
+
+    counted: list[int] = []
+    real_counter = t2c.token_counter
+
+    def recording_counter(tokenizer):
+        inner = real_counter(tokenizer)
+
+        def counting(text: str) -> int:
+            counted.append(len(text))
+            return inner(text)
+
+        return counting
+
+    monkeypatch.setattr(t2c, "token_counter", recording_counter)
+    lines = [f"Part {p}. " + " ".join(sentence(3 * p + s) for s in range(3)) for p in range(200)]
+    doc = "\n\n".join(lines[:100]) + "\n\n" + "\n".join(lines[100:])  # 100 paragraphs, then one of 100 lines
+    write(tmp_path / "in" / "doc.txt", doc)
+    run(tmp_path, tmp_path / "in", split="tokens", max_tokens=40, tokenizer=str(tokenizer_dir), validation_fraction=0)
+    assert max(counted) < len(doc) / 20  # neither the document nor its paragraph of 100 lines whole
+    bound = t2c.chars_per_token_bound(t2c.load_tokenizer(str(tokenizer_dir)))
+    assert bound is not None and max(counted) <= bound * 40
+    assert read_csv(tmp_path / "out" / "train.csv") == TokenCutter(count, 40)(doc)  # as counting everything
+
+
+def test_chars_per_token_bound_is_a_true_bound(tokenizer_dir, count):
+    from tokenizers import normalizers
+
+    from domainlm.text2csv import chars_per_token_bound, load_tokenizer
+
+    tokenizer = load_tokenizer(str(tokenizer_dir))
+    bound = chars_per_token_bound(tokenizer)
+    assert bound == max(len(t) for t in tokenizer.get_vocab())
+    for text in [TEXT, " ".join(WORDS * 5), "the" * 50, "日本語のテキスト 🙂 é", " " * 40 + "\n" * 9, "<|SEP|>" * 3]:
+        assert count(text) * bound >= len(text), text
+    tokenizer.backend_tokenizer.normalizer = normalizers.Strip()  # may drop characters: no bound
+    assert chars_per_token_bound(tokenizer) is None
+
+
 # --- real data ---------------------------------------------------------------------------------------
 
 
