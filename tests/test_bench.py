@@ -180,6 +180,25 @@ def test_data_throughput_tiny(postings_csv, tmp_path):
     assert stages["tokenize_records (datasets.map)"]["tokens"] == stages["tokenizer(texts) alone"]["tokens"] + 40
 
 
+def test_data_scale_tiny(tmp_path):
+    from bench.data_scale import STAGES, main
+
+    out_path = tmp_path / "scale.json"
+    argv = ["--sizes_mb", "0.05", "0.1", "--vocab_size", "300", "--block_size", "1024", "--json_out", str(out_path)]
+    assert main(argv) == 0
+    stages = json.loads(out_path.read_text())["stages"]
+    assert list(stages) == [f"{s} @ {mb} MB" for mb in ("0.05", "0.1") for s in STAGES]
+    small, large = stages["text2csv paragraph @ 0.05 MB"], stages["text2csv paragraph @ 0.1 MB"]
+    assert 0 < small["paragraphs"] < large["paragraphs"]
+    for name, r in stages.items():
+        assert r["seconds"] > 0 and 0 <= r["growth_mib"] <= r["peak_rss_mib"], name
+        assert r["s_per_mb"] == pytest.approx(r["seconds"] / r["mb"]), name
+        if not name.startswith("text2csv"):
+            assert 0 < r["packed_rows"] <= r["records"], name
+    for stage in ("text2csv paragraph", "text2csv tokens"):
+        assert 0 < stages[f"{stage} @ 0.05 MB"]["examples"] < stages[f"{stage} @ 0.1 MB"]["examples"]
+
+
 def test_memory_switches_tiny(tmp_path):
     from bench.memory_switches import main
 
@@ -200,7 +219,7 @@ def test_memory_switches_tiny(tmp_path):
         assert c["step_s_median"] > 0 and c["step_peak_increase_mib"] >= 0
 
 
-@pytest.mark.parametrize("script", ["train_throughput", "data_throughput", "memory_switches"])
+@pytest.mark.parametrize("script", ["train_throughput", "data_throughput", "data_scale", "memory_switches"])
 def test_scripts_answer_help(script):
     from conftest import PYTHON, ROOT, run_command
 
