@@ -343,6 +343,15 @@ def resolve_precision(args: TrainingArguments) -> TrainingArguments:
     return args
 
 
+def without_gpu(args: TrainingArguments) -> TrainingArguments:
+    """No pinned memory without an accelerator: there it does nothing, and each DataLoader warns about it."""
+    import torch
+
+    if args.dataloader_pin_memory and not torch.cuda.is_available():
+        args.dataloader_pin_memory = False  # read when the DataLoaders are made
+    return args
+
+
 def _asks_bf16(argv: list[str]) -> bool:
     """``--bf16`` / ``--bf16 true`` / ``--bf16=true`` (or the ``_full_eval`` variant) on a command line."""
     for i, arg in enumerate(argv):
@@ -464,4 +473,4 @@ def parse_args(
         raise UserError("--do_train needs --train_file")
     if training_args.do_eval and not (data_args.validation_file or data_args.train_file):
         raise UserError("--do_eval needs --validation_file (or --train_file to hold out a split)")
-    return model_args, data_args, run_args, resolve_precision(training_args)
+    return model_args, data_args, run_args, without_gpu(resolve_precision(training_args))

@@ -55,6 +55,7 @@ def test_guide_flags_parse_and_fp16_falls_back_on_cpu(tmp_path, monkeypatch):
     assert training.eval_strategy == "steps" and training.eval_steps == 200
     assert data.overwrite_cache and run.overwrite_output_dir
     assert training.fp16 is False  # no CUDA here: logged fallback to fp32
+    assert training.dataloader_pin_memory is False  # nothing to pin to, and each DataLoader would warn
     assert os.environ["TENSORBOARD_LOGGING_DIR"] == str(tmp_path / "tb")
 
 
