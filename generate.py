@@ -68,7 +68,7 @@ def main(argv=None):
         prompts = [Prompt(args.prompt)]
     else:
         raise UserError("give --title (and --keywords), --prompt, or --prompts_file")
-    model, tokenizer = load_model_dir(args.model_dir)
+    model, tokenizer = load_model_dir(args.model_dir, progress=not args.quiet)
     outputs = generate_batch(model, tokenizer, [p.prompt for p in prompts], settings, progress=not args.quiet)
     rows = []
     for g in outputs:

@@ -373,7 +373,7 @@ def run_evaluation(
     plain = is_plain_text(validation_file)
     prompts, skipped = ([], 0) if plain else eval_prompts(validation_file, num_prompts)
     check_base_model(base)
-    model, tokenizer = load_model_dir(model_dir)
+    model, tokenizer = load_model_dir(model_dir, progress=progress)
     if plain:
         results, samples = evaluate_plain_text(model, tokenizer, validation_file, settings, num_prompts, progress)
     else:

@@ -203,14 +203,25 @@ def _check_model_dir(model_dir: str | Path) -> Path:
     return path
 
 
-def load_model_dir(model_dir: str | Path, device: str | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model (eval mode, on the GPU when there is one) and tokenizer of a folder written by run_clm.py."""
+def load_model_dir(
+    model_dir: str | Path, device: str | None = None, progress: bool = True
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Model (eval mode, on the GPU when there is one) and tokenizer of a folder written by run_clm.py;
+    ``progress=False``: without transformers' "Loading weights" bar (``--quiet``)."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     path = _check_model_dir(model_dir)
     tokenizer = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
+    shown = hf_logging.is_progress_bar_enabled()
+    if not progress:
+        hf_logging.disable_progress_bar()
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path)
+    finally:
+        if shown:
+            hf_logging.enable_progress_bar()
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), tokenizer
 

@@ -220,7 +220,12 @@ def test_plain_text_is_continued_from_each_texts_opening(tmp_path_factory, bpe_t
     assert f"| generated continuations | {cont['words']:,.0f} |" in report
     assert "| the real rest of the texts |" in report and "keyword" not in report.lower()
     assert not (tmp_path / "eval" / "keyword_coverage.png").exists()
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
+    assert "Loading weights" not in captured.err  # --quiet: no progress bar, transformers' own included
+    from transformers.utils import logging as hf_logging
+
+    assert hf_logging.is_progress_bar_enabled()  # and put back afterwards
     assert "2 validation texts continued from their openings" in out and "100% stopped at end-of-text" in out
 
 
