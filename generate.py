@@ -7,6 +7,9 @@
     python generate.py --model_dir finetuned --prompts_file prompts.csv --strategy beam --num_beams 4 --output out.csv
     python generate.py --model_dir finetuned --prompt "The night train crossed" --strategy top_p --top_p 0.9 --seed 7
 
+A --prompts_file of plain text (text2csv.py's rows: poems, jokes) gives each text's opening, its first
+16 tokens at most, cut at the end of a word, as evaluate_model.py does.
+
 Prints each prompt and what the model wrote after it. ``--output`` (.jsonl or .csv) also saves one row
 per output: prompt, title, keywords, generated, seed, return_index, new_tokens, stopped_at_eos and
 every generation setting. A row's seed reproduces it: the same prompt with ``--seed <row seed>`` and
@@ -28,7 +31,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--title", help="job title")
     p.add_argument("--keywords", default="", help="comma-separated keywords")
     p.add_argument("--prompt", help="free text to continue (plain-corpus models)")
-    p.add_argument("--prompts_file", help="CSV/JSONL with title+keywords, prompt, or record text columns")
+    p.add_argument("--prompts_file", help="CSV/JSONL: title+keywords, prompt, record text, or plain text columns")
     p.add_argument("--num_prompts", type=int, default=None, help="use only the first N prompts of the file")
     p.add_argument("--output", help="also write the results to this .jsonl or .csv file")
     p.add_argument("--quiet", action="store_true", help="print no texts and no progress bar")
@@ -56,8 +59,12 @@ def main(argv=None):
     for flag in ("--title", "--prompt"):
         if getattr(args, flag[2:]) is not None and not getattr(args, flag[2:]).strip():
             raise UserError(f"{flag} is empty; give some text")
+    plain = False
     if args.prompts_file:
-        prompts = prompts_from_file(args.prompts_file, args.num_prompts)
+        from domainlm.evaluation import is_plain_text
+
+        plain = is_plain_text(args.prompts_file)  # text2csv.py's rows: continued from their openings, below
+        prompts = [] if plain else prompts_from_file(args.prompts_file, args.num_prompts)
     elif args.title:
         keywords = KEYWORD_JOINER.join(clean_keywords(args.keywords))
         try:
@@ -69,6 +76,13 @@ def main(argv=None):
     else:
         raise UserError("give --title (and --keywords), --prompt, or --prompts_file")
     model, tokenizer = load_model_dir(args.model_dir, progress=not args.quiet)
+    if plain:
+        from domainlm.evaluation import openings, validation_texts
+
+        opens = openings(validation_texts(args.prompts_file), tokenizer)[: args.num_prompts]
+        if not opens:
+            raise UserError(f"{args.prompts_file}: no text is longer than one token; nothing to continue")
+        prompts = [Prompt(o.prompt, reference=o.reference) for o in opens]
     outputs = generate_batch(model, tokenizer, [p.prompt for p in prompts], settings, progress=not args.quiet)
     rows = []
     for g in outputs:

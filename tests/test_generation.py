@@ -6,7 +6,7 @@ import re
 
 import pytest
 from conftest import write_text_csv
-from memorised import PROMPTS, RECORDS, ROWS, memorised_model_dir
+from memorised import PLAIN, PROMPTS, RECORDS, ROWS, memorised_model_dir
 
 from domainlm.errors import UserError
 from domainlm.generation import GenerationSettings, generate_batch, load_model_dir, plan_batches, prompts_from_file
@@ -192,6 +192,23 @@ def test_generate_script_writes_jsonl_and_csv_rows_with_seed_and_settings(memori
     assert {r["strategy"] for r in table} == {"top_k_top_p"} and {r["top_p"] for r in table} == {"0.95"}
     with pytest.raises(UserError, match=r"--output out\.txt: use a \.jsonl or \.csv"):
         main(["--model_dir", str(memorised_dir), "--prompt", "x", "--output", "out.txt"])
+
+
+def test_a_plain_text_prompts_file_is_continued_from_each_texts_opening(tmp_path_factory, bpe_tokenizer_dir, tmp_path):
+    # text2csv.py's validation.csv: each text's opening is the prompt, as in evaluate_model.py
+    from generate import main
+
+    model_dir = memorised_model_dir(tmp_path_factory, bpe_tokenizer_dir, PLAIN)
+    write_text_csv(tmp_path / "validation.csv", [{"text": t} for t in PLAIN])
+    rows = main(["--model_dir", str(model_dir), "--prompts_file", str(tmp_path / "validation.csv"), "--quiet",
+                 "--strategy", "greedy", "--max_new_tokens", "30"])  # fmt: skip
+    assert [(r["prompt"], r["generated"], r["title"], r["stopped_at_eos"]) for r in rows] == [
+        ("The night train crossed", " the frozen river slowly.", None, True),
+        ("Lamps burned on the far", " shore until the morning came.", None, True),
+    ]
+    rows = main(["--model_dir", str(model_dir), "--prompts_file", str(tmp_path / "validation.csv"), "--quiet",
+                 "--strategy", "greedy", "--num_prompts", "1"])  # fmt: skip
+    assert [r["prompt"] for r in rows] == ["The night train crossed"]
 
 
 @pytest.mark.parametrize(
