@@ -44,7 +44,7 @@ def test_prompts_from_files_use_the_training_template(tmp_path):
     write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "x"}, {"body": "no prompt here"}])
     with pytest.raises(UserError, match=r"bad.jsonl: row 2: needs a 'title'"):
         prompts_from_file(tmp_path / "bad.jsonl")
-    write_text_csv(tmp_path / "plain.csv", [{"text": "Shall I compare thee"}])  # text2csv.py's validation.csv
+    write_text_csv(tmp_path / "plain.csv", [{"text": "The night train crossed"}])  # text2csv.py's validation.csv
     with pytest.raises(UserError, match=r"plain.csv: row 2: its 'text' is plain text, not a record .*'prompt' column"):
         prompts_from_file(tmp_path / "plain.csv")
 

@@ -151,12 +151,12 @@ def test_no_arguments_follows_the_guide(tmp_path, monkeypatch, capsys):
     write(tmp_path / "train.txt", "Sonnet one\r\nline two\r\n\r\nSonnet two\r\n")
     assert run_cli(script.main, []) == 2
     assert "validation.txt is missing" in capsys.readouterr().err
-    write(tmp_path / "validation.txt", "A Lover's Complaint\n")
+    write(tmp_path / "validation.txt", "A Winter Letter\n")
     assert run_cli(script.main, []) == 0
     out = capsys.readouterr().out
     assert "train.csv:      1 example, 31 characters; from 1 document; dropped 0 empty, 0 duplicate" in out
     assert read_csv(tmp_path / "train.csv") == ["Sonnet one\nline two\n\nSonnet two"]
-    assert read_csv(tmp_path / "validation.csv") == ["A Lover's Complaint"]
+    assert read_csv(tmp_path / "validation.csv") == ["A Winter Letter"]
     assert json.loads((tmp_path / STATS_FILE).read_text())["split"] == "file"
 
 
