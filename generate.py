@@ -62,8 +62,10 @@ def main(argv=None):
     plain = False
     if args.prompts_file:
         from domainlm.evaluation import is_plain_text
+        from domainlm.tables import read_table
 
-        plain = is_plain_text(args.prompts_file)  # text2csv.py's rows: continued from their openings, below
+        table = read_table(args.prompts_file)
+        plain = is_plain_text(table)  # text2csv.py's rows: continued from their openings, below
         prompts = [] if plain else prompts_from_file(args.prompts_file, args.num_prompts)
     elif args.title:
         keywords = KEYWORD_JOINER.join(clean_keywords(args.keywords))
@@ -77,11 +79,9 @@ def main(argv=None):
         raise UserError("give --title (and --keywords), --prompt, or --prompts_file")
     model, tokenizer = load_model_dir(args.model_dir, progress=not args.quiet)
     if plain:
-        from domainlm.evaluation import openings, validation_texts
+        from domainlm.evaluation import continued_openings, validation_texts
 
-        opens = openings(validation_texts(args.prompts_file), tokenizer)[: args.num_prompts]
-        if not opens:
-            raise UserError(f"{args.prompts_file}: no text is longer than one token; nothing to continue")
+        opens, _ = continued_openings(validation_texts(table), tokenizer, args.num_prompts, args.prompts_file)
         prompts = [Prompt(o.prompt, reference=o.reference) for o in opens]
     outputs = generate_batch(model, tokenizer, [p.prompt for p in prompts], settings, progress=not args.quiet)
     rows = []

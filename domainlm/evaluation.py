@@ -294,11 +294,9 @@ def eval_prompts(path: str | Path, limit: int | None = None) -> tuple[list[EvalP
     return kept[:limit] if limit is not None else kept, skipped
 
 
-def is_plain_text(path: str | Path) -> bool:
-    """Whether the validation file holds plain text (text2csv.py's rows: a poem, a joke), not job records."""
-    from domainlm.tables import read_table
-
-    rows = read_table(path)
+def is_plain_text(rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether a validation file's rows (``read_table``) are plain text (text2csv.py's: a poem, a joke), not job
+    records."""
     return any(r.get("text") for r in rows) and not any(r.get("title") or is_record(r.get("text")) for r in rows)
 
 
@@ -327,11 +325,19 @@ def openings(texts: Sequence[str], tokenizer: Any, n_tokens: int = OPENING_TOKEN
     return out
 
 
-def validation_texts(path: str | Path) -> list[str]:
-    """The ``text`` column of the validation file, line endings normalised as training reads it."""
-    from domainlm.tables import read_table
+def continued_openings(
+    texts: Sequence[str], tokenizer: Any, limit: int | None, source: str | Path
+) -> tuple[list[Opening], int]:
+    """The first ``limit`` openings of ``texts`` to continue, and how many texts were too short for one."""
+    opens = openings(texts, tokenizer)
+    if not opens:
+        raise UserError(f"{source}: no text is longer than one token; nothing to continue")
+    return opens[:limit], len(texts) - len(opens)
 
-    rows = read_table(path)
+
+def validation_texts(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The ``text`` column of a validation file's rows (``read_table``), line endings normalised as training
+    reads it."""
     texts = [str(r["text"]) for r in rows if r.get("text")]
     return [t.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n") for t in texts]
 
@@ -364,22 +370,25 @@ def run_evaluation(
     """
     from domainlm.generation import load_model_dir
     from domainlm.report import write_report, write_text_report
-    from domainlm.tables import check_output_dir, write_json, write_jsonl
+    from domainlm.tables import check_output_dir, read_table, write_json, write_jsonl
 
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if num_prompts is not None and num_prompts < 1:
         raise UserError(f"--num_prompts {num_prompts}: must be at least 1")
     check_output_dir(output_dir)
-    plain = is_plain_text(validation_file)
+    rows = read_table(validation_file)
+    plain, texts = is_plain_text(rows), validation_texts(rows)
     prompts, skipped = ([], 0) if plain else eval_prompts(validation_file, num_prompts)
     check_base_model(base)
     model, tokenizer = load_model_dir(model_dir, progress=progress)
     if plain:
-        results, samples = evaluate_plain_text(model, tokenizer, validation_file, settings, num_prompts, progress)
+        results, samples = evaluate_plain_text(
+            model, tokenizer, texts, validation_file, settings, num_prompts, progress
+        )
     else:
         results, samples = evaluate_postings(model, tokenizer, prompts, settings, progress)
         results["keyword_use"] = keyword_use(model, tokenizer, prompts)
-    results["perplexity"] = perplexities(model, tokenizer, model_dir, validation_file, base)
+    results["perplexity"] = perplexities(model, tokenizer, model_dir, texts, base)
     results.update(
         model_dir=str(model_dir),
         parameters=sum(p.numel() for p in model.parameters()),
@@ -397,10 +406,9 @@ def run_evaluation(
     return results
 
 
-def perplexities(model: Any, tokenizer: Any, model_dir: Path, validation_file: str | Path, base: str | None) -> dict:
+def perplexities(model: Any, tokenizer: Any, model_dir: Path, val_texts: list[str], base: str | None) -> dict:
     """Validation perplexity after fine-tuning, before (``base``), and training's own figures."""
     out: dict[str, Any] = {}
-    val_texts = validation_texts(validation_file)
     if val_texts:
         out["texts"] = len(val_texts)
         out["after"] = perplexity_of(model, tokenizer, val_texts)
@@ -474,6 +482,7 @@ def evaluate_postings(
 def evaluate_plain_text(
     model: Any,
     tokenizer: Any,
+    texts: list[str],
     validation_file: str | Path,
     settings: GenerationSettings,
     num_prompts: int | None,
@@ -482,12 +491,7 @@ def evaluate_plain_text(
     """Each validation text continued from its opening (``openings``), scored against the text's real rest."""
     from domainlm.generation import generate_batch
 
-    texts = validation_texts(validation_file)
-    opens = openings(texts, tokenizer)
-    if not opens:
-        raise UserError(f"{validation_file}: no validation text is longer than one token; nothing to continue")
-    skipped = len(texts) - len(opens)
-    opens = opens[:num_prompts] if num_prompts is not None else opens
+    opens, skipped = continued_openings(texts, tokenizer, num_prompts, validation_file)
     n = len(opens)
     logger.info("continuing %d validation texts from their first tokens (at most %d)", n, OPENING_TOKENS)
     outputs = generate_batch(model, tokenizer, [o.prompt for o in opens], settings, progress=progress)
