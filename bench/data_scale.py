@@ -156,7 +156,7 @@ def run(args: ScaleArguments, log: Any = print) -> dict[str, Any]:
 
 
 def render(out: dict[str, Any]) -> str:
-    from bench.report import fmt_int, markdown_table
+    from bench.report import fmt_int, load_line, markdown_table
 
     rows = [
         [
@@ -177,7 +177,7 @@ def render(out: dict[str, Any]) -> str:
             table,
             "",
             f"source: {out['source']}",
-            f"load average before {out['load_average_before']}, after {out['load_average_after']}",
+            load_line(out),
         ]
     )
 

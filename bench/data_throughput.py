@@ -210,7 +210,7 @@ def run(args: DataArguments, log: Callable[[str], None] = print) -> dict[str, An
 
 
 def render(out: dict[str, Any]) -> str:
-    from bench.report import fmt_int, markdown_table
+    from bench.report import fmt_int, load_line, markdown_table
 
     rows = [
         [
@@ -229,7 +229,7 @@ def render(out: dict[str, Any]) -> str:
             table,
             "",
             f"source: {out['source']}; TOKENIZERS_PARALLELISM={out['tokenizers_parallelism']}",
-            f"load average before {out['load_average_before']}, after {out['load_average_after']}",
+            load_line(out),
         ]
     )
 

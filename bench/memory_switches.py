@@ -270,7 +270,7 @@ def run(args: SwitchArguments, log: Callable[[str], None] = print) -> dict[str, 
 
 
 def render(out: dict[str, Any]) -> str:
-    from bench.report import fmt_int, fmt_ratio, markdown_table
+    from bench.report import fmt_int, fmt_ratio, load_line, markdown_table
 
     names = list(out["configs"])
     base = names[0]
@@ -295,7 +295,7 @@ def render(out: dict[str, Any]) -> str:
             markdown_table(header, rows),
             "",
             f"memory: {out['memory_method']}",
-            f"load average before {out['load_average_before']}, after {out['load_average_after']}",
+            load_line(out),
         ]
     )
 

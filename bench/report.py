@@ -30,6 +30,11 @@ def fmt_int(x: float) -> str:
     return f"{x:,.0f}"
 
 
+def load_line(out: dict[str, Any]) -> str:
+    """The machine's load averages around a run, as every benchmark records them."""
+    return f"load average before {out['load_average_before']}, after {out['load_average_after']}"
+
+
 def fmt_ratio(x: float | None) -> str:
     return "n/a" if x is None else f"{x:.2f}x"
 

@@ -481,7 +481,7 @@ def run(args: ThroughputArguments, log: Any = print) -> dict[str, Any]:
 
 
 def render(out: dict[str, Any]) -> str:
-    from bench.report import fmt_int, fmt_ratio, markdown_table
+    from bench.report import fmt_int, fmt_ratio, load_line, markdown_table
 
     rows = []
     for m, r in out["modes"].items():
@@ -529,10 +529,7 @@ def render(out: dict[str, Any]) -> str:
             f"alone {iso['max_abs_logit_diff']:.2e} ({'isolated' if iso['isolated'] else 'NOT isolated'})"
         )
     lines.append(f"memory: {out['memory_method']}")
-    lines.append(
-        f"load average before {out['load_average_before']}, after {out['load_average_after']}; "
-        f"OMP_WAIT_POLICY {out['environment']['OMP_WAIT_POLICY'] or 'unset'}"
-    )
+    lines.append(f"{load_line(out)}; OMP_WAIT_POLICY {out['environment']['OMP_WAIT_POLICY'] or 'unset'}")
     packing = out["corpus"]["packing"]
     if "fill" in packing:
         lines.append(
