@@ -94,9 +94,10 @@ class DomainTrainer(Trainer):
             if self.unfreeze_schedule is not None:  # "lr" is the group's rate once it trains; 0 until then
                 from domainlm.freezing import n_layers_of
 
-                schedule, unit = self.unfreeze_schedule, self.unfreeze_schedule.unit.rstrip("s")
+                schedule, n_layers = self.unfreeze_schedule, n_layers_of(model)
+                unit = schedule.unit.rstrip("s")
                 for row, g in zip(rows, groups, strict=True):
-                    row[f"trains_from_{unit}"] = schedule.unlocked_at(g["depth"], n_layers_of(model))
+                    row[f"trains_from_{unit}"] = schedule.unlocked_at(g["depth"], n_layers)
             write_json(Path(args.output_dir) / "optimizer_groups.json", rows)
         return optimizer
 
