@@ -91,6 +91,52 @@ def last_complete_checkpoint(output_dir: str | os.PathLike, warn: bool = True) -
     return None
 
 
+SHARED_FOLDER_HINT = (
+    "machines that do not share --output_dir's filesystem need --save_on_each_node (each machine then "
+    "keeps its own checkpoints) or an --output_dir they all see; --overwrite_output_dir starts afresh"
+)
+
+
+def agree_across_ranks(seen: str, subject: str) -> None:
+    """Refuse, on every process, a resume that the processes see differently: ``seen`` is what this one
+    finds (the checkpoint it would continue from, say). All processes must call this together.
+
+    With one process, or on one machine (one filesystem), it never refuses. Across machines whose
+    ``--output_dir`` is a local folder each, the Trainer writes a checkpoint's state on the first machine
+    alone, so the others would start afresh (or fail deep inside DeepSpeed) while the first continues.
+    """
+    import socket
+
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    views: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(views, (socket.gethostname(), seen))
+    if len({view for _, view in views}) == 1:
+        return
+    by_view: dict[str, dict[str, list[int]]] = {}
+    for rank, (host, view) in enumerate(views):
+        by_view.setdefault(view, {}).setdefault(host, []).append(rank)
+    parts = [
+        f"{view} on " + ", ".join(f"{host} ({_ranks(ranks)})" for host, ranks in hosts.items())
+        for view, hosts in by_view.items()
+    ]
+    raise UserError(f"the processes do not agree on {subject}: {'; '.join(parts)}; {SHARED_FOLDER_HINT}")
+
+
+def _ranks(ranks: list[int]) -> str:
+    """``[0, 1, 2, 5]`` -> ``ranks 0-2, 5``."""
+    spans: list[list[int]] = []
+    for r in ranks:
+        if spans and r == spans[-1][1] + 1:
+            spans[-1][1] = r
+        else:
+            spans.append([r, r])
+    text = ", ".join(str(a) if a == b else f"{a}-{b}" for a, b in spans)
+    return f"rank{'s' if len(ranks) > 1 else ''} {text}"
+
+
 # What a run leaves in output_dir before its first checkpoint: TensorBoard logs, the optimizer's groups,
 # samples (a new run starts them afresh). With checkpoints a resume cannot use, losing them loses nothing.
 BEFORE_FIRST_CHECKPOINT = ("runs", "optimizer_groups.json", "samples.jsonl")

@@ -40,15 +40,18 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
 
     "Last" means the last complete one: a run killed while saving leaves a checkpoint without its
     trainer_state.json, which is skipped. A checkpoint written under another DeepSpeed ZeRO stage or
-    number of processes is refused in one line (``domainlm.guards.check_resume``). Without
+    number of processes is refused in one line (``domainlm.guards.check_resume``), and so is a resume that
+    the processes see differently (machines without a shared ``output_dir``: ``agree_across_ranks``). Without
     ``--overwrite_output_dir``, an ``output_dir`` that holds no checkpoint to continue from but other files
     (a finished model, say) is refused, as 4.x run_clm did (``domainlm.guards.check_nothing_to_lose``).
     """
     from domainlm.guards import (
+        agree_across_ranks,
         check_nothing_to_lose,
         check_resume,
         checkpoint_dirs,
         current_layout,
+        is_complete_checkpoint,
         last_complete_checkpoint,
     )
 
@@ -58,11 +61,15 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
         resume = resume.lower() == "true"
     if resume is True:
         last = last_complete_checkpoint(output_dir)
+        agree_across_ranks(_seen(last), f"the last checkpoint in {output_dir}")
         if last is None:
             raise UserError(f"--resume_from_checkpoint true: no complete checkpoint-* folder in {output_dir}")
         chosen = str(last)
     elif resume:
-        if not os.path.isdir(resume):
+        found = os.path.isdir(resume)
+        seen = ("complete" if is_complete_checkpoint(resume) else "incomplete") if found else "no such folder"
+        agree_across_ranks(seen, f"--resume_from_checkpoint {resume}")
+        if not found:
             raise UserError(f"--resume_from_checkpoint {resume}: no such folder")
         if not run_args.overwrite_output_dir and last_complete_checkpoint(output_dir, warn=False) is None:
             check_nothing_to_lose(output_dir)
@@ -78,6 +85,7 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
         return None
     else:
         last = last_complete_checkpoint(output_dir)
+        agree_across_ranks(_seen(last), f"the checkpoint in {output_dir} to continue from")
         if last is None:
             check_nothing_to_lose(output_dir)
             return None
@@ -85,6 +93,10 @@ def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> 
         chosen = str(last)
     check_resume(chosen, current_layout(training_args))
     return chosen
+
+
+def _seen(last: Path | None) -> str:
+    return last.name if last is not None else "no complete checkpoint"
 
 
 class OutputFolder:

@@ -158,6 +158,74 @@ def test_resume_flags_that_cannot_work_say_so(tmp_path):
     )
 
 
+TWO_MACHINES = """
+import os
+import sys
+
+import torch.distributed as dist
+from transformers import TrainingArguments
+
+from domainlm.args import RunArguments
+from domainlm.errors import UserError
+from domainlm.train import resolve_resume
+
+dist.init_process_group("gloo")  # RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT from the environment
+for case in sys.argv[1:]:  # OUTPUT_DIR or OUTPUT_DIR:RESUME_FROM, relative to the machine's folder
+    out, _, resume = case.partition(":")
+    args = TrainingArguments(output_dir=out, resume_from_checkpoint=resume or None, report_to="none", use_cpu=True)
+    try:
+        print("continues from", resolve_resume(RunArguments(), args))
+    except UserError as err:
+        print("error:", err)
+dist.barrier()
+sys.stdout.flush()
+os._exit(0)  # no interpreter shutdown under Gloo's threads (see domainlm.distributed.release_process_group)
+"""
+
+
+def test_machines_that_see_different_checkpoints_are_refused_on_every_one(tmp_path):
+    """Two processes of one gloo group, each in its own ``machine-<rank>`` folder: the same relative
+    ``--output_dir`` names different folders, as on two machines without a shared filesystem. The Trainer
+    writes a checkpoint's trainer_state.json on the first machine only (without --save_on_each_node), so
+    the second finds it incomplete and would start afresh while the first continues."""
+    import socket
+
+    for machine in ("machine-0", "machine-1"):
+        fake_checkpoint(tmp_path / machine / "both" / "checkpoint-4")  # --save_on_each_node: whole on both
+    fake_checkpoint(tmp_path / "machine-0" / "first" / "checkpoint-4")
+    fake_checkpoint(tmp_path / "machine-1" / "first" / "checkpoint-4", complete=False)
+    fake_checkpoint(tmp_path / "machine-0" / "explicit" / "checkpoint-4")
+    (tmp_path / "script.py").write_text(TWO_MACHINES)
+    port = str(free_port())
+    procs = [
+        subprocess.Popen(
+            [sys.executable, str(tmp_path / "script.py"), "first", "explicit:explicit/checkpoint-4", "both"],
+            cwd=tmp_path / f"machine-{rank}",
+            env=script_env(RANK=str(rank), LOCAL_RANK="0", WORLD_SIZE="2", MASTER_ADDR="127.0.0.1", MASTER_PORT=port),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for rank in range(2)
+    ]
+    outputs = [proc.communicate(timeout=120) for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], outputs
+    host = socket.gethostname()
+    hint = (
+        "machines that do not share --output_dir's filesystem need --save_on_each_node (each machine then keeps "
+        "its own checkpoints) or an --output_dir they all see; --overwrite_output_dir starts afresh"
+    )
+    expected = [
+        "error: the processes do not agree on the checkpoint in first to continue from: checkpoint-4 on "
+        f"{host} (rank 0); no complete checkpoint on {host} (rank 1); {hint}",
+        "error: the processes do not agree on --resume_from_checkpoint explicit/checkpoint-4: complete on "
+        f"{host} (rank 0); no such folder on {host} (rank 1); {hint}",
+        "continues from both/checkpoint-4",
+    ]
+    for stdout, _ in outputs:  # every process stops with the same line, or continues from the same checkpoint
+        assert stdout.strip().splitlines()[-3:] == expected
+
+
 # --- whether this run can continue it ----------------------------------------------------------------------
 
 
