@@ -315,16 +315,28 @@ def load_postings(args: PrepareArguments) -> list[dict[str, Any]]:
 # --- the pipeline -------------------------------------------------------------------------------
 
 
-def _length_counter(args: PrepareArguments) -> Callable[[str], int]:
+LENGTH_BATCH = 1000  # rows per tokenizer call: one call per row costs 2-3x as much, a whole corpus at once its memory
+
+
+def _length_counter(args: PrepareArguments) -> Callable[[list[str]], list[int]]:
+    """Lengths of many rows at once: in words, or in tokens of ``--tokenizer`` plus the end-of-text."""
     if args.length_unit == "words" or args.tokenizer is None:
-        return lambda s: len(s.split())
+        return lambda rows: [len(s.split()) for s in rows]
     from transformers import AutoTokenizer
 
     try:
         tok = AutoTokenizer.from_pretrained(str(Path(args.tokenizer).expanduser()))
     except (OSError, ValueError) as err:
         raise UserError(f"--tokenizer {args.tokenizer}: cannot load it ({str(err).splitlines()[0][:160]})") from None
-    return lambda s: len(tok(s, add_special_tokens=False, verbose=False)["input_ids"]) + 1  # + end-of-text
+
+    def count(rows: list[str]) -> list[int]:
+        lengths: list[int] = []
+        for start in range(0, len(rows), LENGTH_BATCH):
+            ids = tok(rows[start : start + LENGTH_BATCH], add_special_tokens=False, verbose=False)["input_ids"]
+            lengths.extend(len(row) + 1 for row in ids)  # + end-of-text
+        return lengths
+
+    return count
 
 
 def resolve_backend(args: PrepareArguments) -> str:
@@ -391,12 +403,12 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
             dropped["duplicate"] += 1
             continue
         seen.add(key)
-        p = {"title": title, "text": text, "keywords": clean_keywords(r["keywords"], top_n=args.top_n)}
+        postings.append({"title": title, "text": text, "keywords": clean_keywords(r["keywords"], top_n=args.top_n)})
+    if args.max_tokens is not None:
         # A posting whose row is too long without keywords is too long with them: no extraction for it.
-        if args.max_tokens is not None and count(format_record(title, [], text)) > args.max_tokens:
-            dropped["too_long"] += 1
-            continue
-        postings.append(p)
+        bare = count([format_record(p["title"], [], p["text"]) for p in postings])
+        dropped["too_long"] += sum(n > args.max_tokens for n in bare)
+        postings = [p for p, n in zip(postings, bare, strict=True) if n <= args.max_tokens]
 
     need = [p for p in postings if args.reextract or not p["keywords"]]
     backend, seconds = "none needed", 0.0
@@ -426,7 +438,8 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
     kept: list[dict[str, Any]] = []
     for p in postings:
         p["row"] = format_record(p["title"], p["keywords"], p["text"])
-        p["length"] = count(p["row"])
+    for p, length in zip(postings, count([p["row"] for p in postings]), strict=True):
+        p["length"] = length
         if p["length"] < args.min_tokens:
             dropped["too_short"] += 1
         elif args.max_tokens is not None and p["length"] > args.max_tokens:

@@ -234,7 +234,9 @@ def whitespace_tokenizer(tmp_path_factory) -> Path:
     return out
 
 
-def test_length_filter_counts_tokens_and_drops_without_truncating(tmp_path, whitespace_tokenizer):
+@pytest.mark.parametrize("batch", [1000, 3, 1])  # rows per tokenizer call: one call, two, one per row
+def test_length_filter_counts_tokens_and_drops_without_truncating(tmp_path, whitespace_tokenizer, batch, monkeypatch):
+    monkeypatch.setattr("domainlm.jobs.LENGTH_BATCH", batch)
     # Row "T<|SEP|>k<|SEP|>w1 w2 ... wN" is N whitespace words; +1 for the end-of-text token.
     rows = [(f"T{n}", "k", " ".join(["w"] * n)) for n in (2, 3, 5, 6)]
     src = write_csv(tmp_path / "jobs.csv", rows)
@@ -246,6 +248,7 @@ def test_length_filter_counts_tokens_and_drops_without_truncating(tmp_path, whit
     assert sorted(r["title"] for r in kept) == ["T3", "T5"]  # 4 and 6 tokens
     assert stats["dropped"]["too_short"] == 1 and stats["dropped"]["too_long"] == 1
     assert stats["length_unit"] == "tokens"
+    assert stats["train"]["total_length"] + stats["validation"]["total_length"] == 4 + 6
     assert all(r["text"].endswith(" ".join(["w"] * int(r["title"][1:]))) for r in kept)  # never truncated
 
 
