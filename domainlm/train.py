@@ -32,6 +32,23 @@ def setup_logging(training_args: TrainingArguments) -> None:
     logging.getLogger("domainlm").setLevel(logging.INFO if training_args.should_log else level)
     datasets.utils.logging.set_verbosity(level)
     transformers.utils.logging.set_verbosity(level)
+    accelerate_logger = logging.getLogger("accelerate.accelerator")
+    if not any(isinstance(f, _TrainerOwnsAccumulation) for f in accelerate_logger.filters):
+        accelerate_logger.addFilter(_TrainerOwnsAccumulation())
+
+
+class _TrainerOwnsAccumulation(logging.Filter):
+    """Drop accelerate's "Gradient accumulation steps mismatch: GradientAccumulationPlugin has 1" warning.
+
+    The Trainer gives accelerate 1 on purpose (it accumulates itself) and DeepSpeed then takes the real
+    value from its config, so every DeepSpeed run with ``--gradient_accumulation_steps 2`` (the GPT2-XL
+    guide's command) warned of a mismatch that is none: the steps are right (``tests/test_multirank.py``
+    checks the global batch). Any other mismatch still shows.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # accelerate's logger adapter puts "[RANK n] " in front
+        return "Gradient accumulation steps mismatch: GradientAccumulationPlugin has 1," not in record.getMessage()
 
 
 def resolve_resume(run_args: RunArguments, training_args: TrainingArguments) -> str | None:
