@@ -13,7 +13,11 @@
 #   VOCAB_SIZE  size of the new tokenizer (MODEL empty)        [8000]
 #   NUM_GPUS    processes (GPUs) for deepspeed on this machine [1]
 #   HOSTFILE    DeepSpeed hostfile for several machines; its slots replace NUM_GPUS  []
-#   MASTER_PORT port the processes meet on                     [a free one]
+#               (each machine starts its processes over ssh in a fresh shell: this script writes
+#               WORK_DIR/deepspeed_node_env.sh, which they source first, with this virtual environment
+#               and HF_HUB_OFFLINE, TOKENIZERS_PARALLELISM, HF_HOME, TORCH_EXTENSIONS_DIR as set here)
+#   MASTER_PORT port the processes meet on                     [a free one on this machine; with HOSTFILE the
+#               first host listens on it: run this there, or name a port open between the machines]
 #   DS_CONFIG   ds_config.json (ZeRO-2, optimizer on CPU) or ds_config_zero3.json (ZeRO-3, all offloaded)
 #               [ds_config.json]
 #   BATCH_SIZE  sequences per GPU per step                     [8]
@@ -101,7 +105,20 @@ fi
 # a free port for the processes to meet on, unless MASTER_PORT says which
 MASTER_PORT=${MASTER_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
 LAUNCH=(deepspeed --num_gpus="$NUM_GPUS" --master_port "$MASTER_PORT")
-[[ -n "$HOSTFILE" ]] && LAUNCH=(deepspeed --hostfile "$HOSTFILE" --master_port "$MASTER_PORT")
+if [[ -n "$HOSTFILE" ]]; then
+  # DeepSpeed starts each machine's processes through pdsh and ssh, in a fresh shell that has neither this
+  # virtual environment on PATH (DeepSpeed then finds no ninja to load its compiled ops) nor the variables
+  # set here (only PYTHON* ones and .deepspeed_env files travel): each machine sources this file first.
+  NODE_ENV="$(realpath -m "$WORK_DIR")/deepspeed_node_env.sh"
+  mkdir -p "$(dirname "$NODE_ENV")"
+  {
+    printf 'export VIRTUAL_ENV=%q\nexport PATH=%q:"$PATH"\n' "$VIRTUAL_ENV" "$VIRTUAL_ENV/bin"
+    for name in HF_HUB_OFFLINE TOKENIZERS_PARALLELISM HF_HOME TORCH_EXTENSIONS_DIR; do
+      if [[ -n "${!name:-}" ]]; then printf 'export %s=%q\n' "$name" "${!name}"; fi
+    done
+  } >"$NODE_ENV"
+  LAUNCH=(deepspeed --hostfile "$HOSTFILE" --master_port "$MASTER_PORT" --venv_script "$NODE_ENV")
+fi
 "${LAUNCH[@]}" run_clm.py --deepspeed "$DS_CONFIG" "${MODEL_ARGS[@]}" \
   --train_file "$WORK_DIR/data/train.csv" --validation_file "$WORK_DIR/data/validation.csv" \
   --do_train --do_eval --eval_before_training --eval_strategy epoch --save_strategy no --logging_steps 10 \

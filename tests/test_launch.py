@@ -80,3 +80,42 @@ def test_launch_runs_the_whole_job(tmp_path):
         "it starts from; copy it to another folder first, or set WORK_DIR to another folder"
     )
     assert (work / "finetuned" / "model.safetensors").read_bytes() == weights
+
+
+FAKE_DEEPSPEED = """#!/usr/bin/env bash
+# Records its arguments, and what a fresh shell on another machine gets after sourcing --venv_script
+# (pdsh's ssh shell: no variable of the launching shell), then fails so that launch.sh stops.
+printf '%s\\n' "$@" >"$RECORD/args"
+while [[ $# -gt 0 && "$1" != --venv_script ]]; do shift; done
+env -i HOME="$HOME" PATH=/usr/bin:/bin bash -c "source '$2'; env; command -v python" >"$RECORD/node_env"
+exit 3
+"""
+
+
+def test_hostfile_run_gives_every_machine_the_environment(tmp_path):
+    """With HOSTFILE, DeepSpeed starts each machine's processes over ssh in a fresh shell, where neither the
+    virtual environment (DeepSpeed then finds no ninja for its compiled ops) nor HF_HUB_OFFLINE would be:
+    launch.sh hands deepspeed a --venv_script that sets them."""
+    import sys
+
+    bin_dir, record = tmp_path / "bin", tmp_path / "record"
+    bin_dir.mkdir()
+    record.mkdir()
+    (bin_dir / "deepspeed").write_text(FAKE_DEEPSPEED)
+    (bin_dir / "deepspeed").chmod(0o755)
+    (tmp_path / "hostfile").write_text("worker-1 slots=1\nworker-2 slots=1\n")
+    venv = sys.prefix
+    # script_env sets HF_HUB_OFFLINE=1
+    env = script_env(RECORD=str(record), VIRTUAL_ENV=venv, PATH=f"{bin_dir}:{venv}/bin:{os.environ['PATH']}",
+                     MASTER_PORT="29777")  # fmt: skip
+    settings = {**SMALL, "WORK_DIR": str(tmp_path / "work"), "HOSTFILE": str(tmp_path / "hostfile")}
+    proc = run_process(launch_command(**settings), cwd=tmp_path, env=env)
+    assert proc.returncode == 3, proc.stderr[-3000:]
+    args = (record / "args").read_text().splitlines()
+    node_env = str(tmp_path / "work" / "deepspeed_node_env.sh")
+    assert args[:7] == ["--hostfile", str(tmp_path / "hostfile"), "--master_port", "29777", "--venv_script", node_env,
+                        "run_clm.py"]  # fmt: skip
+    seen = (record / "node_env").read_text().splitlines()
+    assert {"HF_HUB_OFFLINE=1", "TOKENIZERS_PARALLELISM=false", f"VIRTUAL_ENV={venv}"} <= set(seen)
+    assert next(line for line in seen if line.startswith("PATH=")).startswith(f"PATH={venv}/bin:")
+    assert seen[-1] == f"{venv}/bin/python"
