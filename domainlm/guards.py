@@ -444,6 +444,46 @@ class CheckpointInfo(TrainerCallback):
                 (path / DIVERGED).unlink(missing_ok=True)  # left by a run that diverged after the same step
 
 
+class CPUAdamResume(TrainerCallback):
+    """Let DeepSpeed's CPU Adam continue a resumed run as the run never stopped would have.
+
+    ``ds_config.json`` and ``ds_config_zero3.json`` offload Adam to the CPU (``DeepSpeedCPUAdam``). Its
+    C++ side keeps beta1^t and beta2^t for the bias correction and multiplies them by the betas step by
+    step; a new optimizer asked for step t > 1, as after a resume, takes them as powers instead, which
+    differ in the last bit (0.999 cubed in float32, say). A run killed and resumed under DeepSpeed then
+    ended about 1e-7 away from the run never stopped instead of on the same weights. Before the first
+    step, this replays steps 1..t on one spare element at a learning rate of 0, so the powers are
+    multiplied up as in the run never stopped. Other optimizers are left alone.
+    """
+
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        adam = _deepspeed_cpu_adam(kwargs.get("optimizer"))
+        if adam is None or state.global_step == 0:
+            return
+        steps = [int(s["step"]) for s in adam.state.values() if "step" in s]
+        if not steps:
+            return
+        import torch
+
+        group = adam.param_groups[0]
+        beta1, beta2 = group["betas"]
+        spare = [torch.zeros(1) for _ in range(4)]  # parameter, gradient, first and second moment
+        for step in range(1, max(steps) + 1):
+            adam.ds_opt_adam.adam_update(adam.opt_id, step, 0.0, beta1, beta2, group["eps"], 0.0, True, *spare)
+        logger.info("DeepSpeed's CPU Adam: bias correction brought to step %d as an unbroken run has it", max(steps))
+
+
+def _deepspeed_cpu_adam(optimizer: Any) -> Any:
+    """The ``DeepSpeedCPUAdam`` inside DeepSpeed's optimizer wrappers, or None."""
+    for _ in range(4):
+        if optimizer is None:
+            return None
+        if hasattr(optimizer, "ds_opt_adam") and hasattr(optimizer, "opt_id"):
+            return optimizer
+        optimizer = getattr(optimizer, "optimizer", None)
+    return None
+
+
 # --- divergence ----------------------------------------------------------------------------------------
 
 

@@ -386,9 +386,9 @@ def _state_dict(trainer: Any) -> dict[str, Any]:
 def long_run_callbacks(run_args: RunArguments, training_args: TrainingArguments, tokenizer: Any, raw: Any) -> list:
     """The callbacks that guard a long run and show what it does, as ``run_args`` asks."""
     from domainlm.callbacks import EvalBeforeTraining, SampleCallback, sample_prompts
-    from domainlm.guards import CheckpointInfo, DiskGuard, DivergenceGuard, ctrl_c
+    from domainlm.guards import CheckpointInfo, CPUAdamResume, DiskGuard, DivergenceGuard, ctrl_c
 
-    callbacks: list[Any] = [CheckpointInfo(), DivergenceGuard(run_args.max_skipped_steps), ctrl_c]
+    callbacks: list[Any] = [CheckpointInfo(), CPUAdamResume(), DivergenceGuard(run_args.max_skipped_steps), ctrl_c]
     if run_args.check_disk_space:
         callbacks.insert(0, DiskGuard())
     if run_args.eval_before_training:

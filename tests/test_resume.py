@@ -436,3 +436,71 @@ def test_resumed_with_more_steps_the_first_step_follows_the_new_schedule(tmp_pat
     assert not torch.equal(two["transformer.h.0.mlp.c_fc.weight"], three["transformer.h.0.mlp.c_fc.weight"])
     optimizer = torch.load(out / "checkpoint-3" / "optimizer.pt", weights_only=True)
     assert [g["lr"] for g in optimizer["param_groups"]] == pytest.approx([2.5e-4] * len(optimizer["param_groups"]))
+
+
+# --- DeepSpeed's CPU Adam after a resume -------------------------------------------------------------------
+
+
+def adam_steps(adam, param, grads) -> None:
+    for grad in grads:
+        param.grad = grad.clone()
+        adam.step()
+
+
+def test_cpu_adam_resumed_takes_the_same_step_as_the_run_never_stopped():
+    """DeepSpeed's CPU Adam keeps beta^t as a running product; a new one asked for step 3 takes a power,
+    0.999**3 in float32, one bit off. ``CPUAdamResume`` replays steps 1-2 so the third step is exact."""
+    import torch
+    from deepspeed.ops.adam import DeepSpeedCPUAdam
+    from transformers import TrainerControl, TrainerState
+
+    from domainlm.guards import CPUAdamResume
+
+    torch.manual_seed(0)
+    start = torch.randn(4096)
+    grads = [torch.randn(4096) for _ in range(3)]
+
+    def fresh():
+        param = torch.nn.Parameter(start.clone())
+        return param, DeepSpeedCPUAdam([param], lr=1e-3, betas=(0.9, 0.999), weight_decay=0.01)
+
+    unbroken, adam = fresh()
+    adam_steps(adam, unbroken, grads)
+    first, adam = fresh()
+    adam_steps(adam, first, grads[:2])
+    saved = (first.detach().clone(), adam.state_dict())
+
+    def resumed(replay: bool) -> torch.Tensor:
+        param, adam = fresh()
+        with torch.no_grad():
+            param.copy_(saved[0])
+        adam.load_state_dict(saved[1])
+        if replay:
+            state = TrainerState(global_step=2)
+            CPUAdamResume().on_train_begin(None, state, TrainerControl(), optimizer=SimpleNamespace(optimizer=adam))
+        adam_steps(adam, param, grads[2:])
+        return param.detach()
+
+    assert torch.equal(resumed(replay=True), unbroken.detach())
+    assert not torch.equal(resumed(replay=False), unbroken.detach())  # what DeepSpeed alone gives
+
+
+def test_deepspeed_run_killed_and_resumed_ends_with_the_same_weights(tmp_path, tiny_model_dir, records_dir):
+    """Under ds_config.json (Adam offloaded to the CPU), one process without the launcher: a run cut back to
+    its checkpoint-2 and started again ends on exactly the weights of the run never stopped."""
+    import shutil
+
+    whole = tmp_path / "whole"
+    cmd = [sys.executable, str(ROOT / "run_clm.py"), "--deepspeed", str(ROOT / "ds_config.json"),
+           *run_args(tiny_model_dir, records_dir, whole, "--max_steps", "4", "--save_steps", "2")]  # fmt: skip
+    proc = run_process(cmd, env=script_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    cut = tmp_path / "cut"
+    shutil.copytree(whole, cut)
+    shutil.rmtree(cut / "checkpoint-4")
+    (cut / "model.safetensors").unlink()  # as a kill -9 after step 3 leaves it: checkpoint-2 the last
+    proc = run_process([str(cut) if a == str(whole) else a for a in cmd], env=script_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "continuing from" in proc.stdout + proc.stderr
+    assert_same_weights(cut, whole)
+    assert "bias correction brought to step 2" in proc.stdout + proc.stderr
