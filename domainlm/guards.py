@@ -460,17 +460,18 @@ class CPUAdamResume(TrainerCallback):
         adam = _deepspeed_cpu_adam(kwargs.get("optimizer"))
         if adam is None or state.global_step == 0:
             return
-        steps = [int(s["step"]) for s in adam.state.values() if "step" in s]
-        if not steps:
+        steps = {int(s["step"]) for s in adam.state.values() if "step" in s}
+        if len(steps) != 1:  # none yet, or groups at different steps: no single history to replay
             return
         import torch
 
         group = adam.param_groups[0]
         beta1, beta2 = group["betas"]
         spare = [torch.zeros(1) for _ in range(4)]  # parameter, gradient, first and second moment
-        for step in range(1, max(steps) + 1):
+        (last,) = steps
+        for step in range(1, last + 1):
             adam.ds_opt_adam.adam_update(adam.opt_id, step, 0.0, beta1, beta2, group["eps"], 0.0, True, *spare)
-        logger.info("DeepSpeed's CPU Adam: bias correction brought to step %d as an unbroken run has it", max(steps))
+        logger.info("DeepSpeed's CPU Adam: bias correction brought to step %d as an unbroken run has it", last)
 
 
 def _deepspeed_cpu_adam(optimizer: Any) -> Any:
