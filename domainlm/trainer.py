@@ -166,6 +166,20 @@ class DomainTrainer(Trainer):
         self.lr_scheduler = LambdaLR(opt, lambdas)
         return self.lr_scheduler
 
+    def _finalize_training(self, *args: Any, **kwargs: Any) -> Any:
+        """``train_loss`` averages every process, not only the first one's loss since the last log.
+
+        Each logged ``loss`` is gathered over the processes, but the Trainer adds what is left after the
+        last log as this process alone saw it: a short run on 2 ranks (fewer steps than
+        ``--logging_steps``) reported rank 0's half of the data as the training loss.
+        """
+        from transformers.trainer_pt_utils import nested_gather
+
+        loss = getattr(self, "_tr_loss", None)
+        if loss is not None and self.args.world_size > 1:
+            self._tr_loss = nested_gather(loss.detach(), self.args.parallel_mode).mean()
+        return super()._finalize_training(*args, **kwargs)
+
     def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
         for key in [k for k in logs if k.endswith("_token_loss")]:  # compute_metrics' token-weighted loss
             logs[key[: -len("token_loss")] + "loss"] = logs.pop(key)

@@ -26,13 +26,15 @@ class ProbeTrainer(trainer_module.DomainTrainer):
         mask = inputs.get("attention_mask")
         for i, row in enumerate(inputs["input_ids"]):
             self.probe_rows.append((row[mask[i].bool()] if mask is not None else row).tolist())
-        return super().training_step(model, inputs, *args, **kwargs)
+        loss = super().training_step(model, inputs, *args, **kwargs)
+        self.probe_losses.append(float(loss))  # what the Trainer adds up into train_loss
+        return loss
 
     def train(self, *args, **kwargs):
         import deepspeed
         from safetensors.torch import save_file
 
-        self.probe_rows = []
+        self.probe_rows, self.probe_losses = [], []
         result = super().train(*args, **kwargs)
         module = self.accelerator.unwrap_model(self.model_wrapped)
         params = dict(module.named_parameters())
@@ -42,7 +44,8 @@ class ProbeTrainer(trainer_module.DomainTrainer):
         out = os.environ["PROBE_DIR"]
         save_file(weights, f"{out}/weights-rank{rank}.safetensors")
         info = {"process_index": rank, "world_size": self.args.world_size, "global_step": self.state.global_step,
-                "is_world_process_zero": self.is_world_process_zero(), "rows": self.probe_rows}
+                "is_world_process_zero": self.is_world_process_zero(), "rows": self.probe_rows,
+                "losses": self.probe_losses}
         with open(f"{out}/rank{rank}.json", "w") as f:
             json.dump(info, f)
         return result
@@ -109,6 +112,11 @@ def test_two_ranks_split_the_data_and_end_with_identical_weights(tmp_path, no_dr
         (1, 2, False),
     ]
     assert [r["global_step"] for r in ranks] == [3, 3]
+    # train_loss averages both ranks (3 steps, none logged: the Trainer alone reported rank 0's)
+    per_rank = [sum(r["losses"]) / r["global_step"] for r in ranks]
+    assert per_rank[0] != pytest.approx(per_rank[1], rel=1e-3)  # else the check below proves nothing
+    results = json.loads((run / "out" / "all_results.json").read_text())
+    assert results["train_loss"] == pytest.approx(sum(per_rank) / 2, rel=1e-6)
 
     # the ranks saw disjoint halves of the data, together every training row once
     tok = load_tokenizer(ModelArguments(model_name_or_path=str(no_dropout_model_dir)))
