@@ -83,7 +83,7 @@ INDUSTRIES = [
         "hourly": False,
         "pay": 100000,
         "degree": "Statistics, Computer Science, Mathematics or a similar quantitative field",
-        "roles": _bar("Data Scientist|Data Analyst|Data Engineer|Machine Learning Engineer|Analytics Engineer"),
+        "roles": _bar("Data Scientist|Data Engineer|Data Analyst|Machine Learning Engineer|Analytics Engineer"),
         "areas": _bar("Data Science|Analytics|Data Platform"),
         "specs": _bar("Recommendation Systems|Pricing|Growth Analytics|Forecasting|Marketplace|Fraud Detection"),
         "orgs": _bar(
@@ -639,7 +639,7 @@ def pay_line(rng, ind, level, city):
     dash = rng.choice([" – ", " - ", "–"])
     if ind["hourly"] and level in ("intern", "junior", "mid"):
         return f"{city[2]}{lo / 2000:.2f}{dash}{city[2]}{hi / 2000:.2f} per hour, plus overtime at time and a half"
-    return f"{city[2]}{lo:,}{dash}{city[2]}{hi:,} per year, depending on experience"
+    return f"{city[2]}{lo:,}{dash}{city[2]}{hi:,} a year, depending on experience"
 
 
 def experience_req(rng, level, s):
@@ -650,7 +650,7 @@ def experience_req(rng, level, s):
     return rng.choice(
         [
             f"{n}+ years of hands-on practice using {s}.",
-            f"At least {years} experience in {s}, ideally in a comparable role.",
+            f"At minimum {years} experience in {s}, ideally in a comparable role.",
         ]
     )
 
@@ -881,7 +881,7 @@ def make_posting(rng, ind, level):
 HEADINGS = [
     ("Responsibilities:", "Requirements:", "Nice to have:", "Benefits"),
     ("Responsibilities:", "Requirements:", "Bonus points:", "Benefits:"),
-    ("What you'll do:", "What we're looking for:", "Nice to have:", "What we offer:"),
+    ("What you'll own:", "What you will bring:", "Nice to have:", "What we offer:"),
     ("Key responsibilities", "Requirements", "Desirable", "Benefits"),
     ("Your role:", "About you:", "Even better if you have:", "Benefits & perks:"),
 ]
