@@ -142,6 +142,12 @@ def _process_group_module() -> Any:
     return dist
 
 
+def several_processes() -> Any:
+    """``torch.distributed`` when this process is one of several in a process group, else None."""
+    dist = _process_group_module()
+    return dist if dist is not None and dist.get_world_size() > 1 else None
+
+
 def release_process_group() -> None:
     """Take torch.distributed's process group down, if this process has one, at the end of a successful run.
 

@@ -107,9 +107,10 @@ def agree_across_ranks(seen: str, subject: str) -> None:
     """
     import socket
 
-    import torch.distributed as dist
+    from domainlm.distributed import several_processes
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    dist = several_processes()
+    if dist is None:
         return
     views: list[Any] = [None] * dist.get_world_size()
     dist.all_gather_object(views, (socket.gethostname(), seen))
@@ -495,9 +496,11 @@ class TrainingDiverged(UserError):
 def _any_rank(flag: bool) -> bool:
     """True when ``flag`` is true on any process (all processes must call this together)."""
     import torch
-    import torch.distributed as dist
 
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+    from domainlm.distributed import several_processes
+
+    dist = several_processes()
+    if dist is None:
         return flag
     device = "cuda" if dist.get_backend() == "nccl" else "cpu"
     t = torch.tensor([1.0 if flag else 0.0], device=device)
