@@ -72,7 +72,13 @@ def text_row_lines(path: str, text_column: str, flag: str) -> list[int]:
 
         lines = [i for i, line in enumerate(read_text(p).splitlines(), start=1) if line.strip()]
     elif suffix == ".csv":
-        header, rows = iter_csv(p)
+        header, rows = iter_csv(p, strip_header=False)  # as the training loader reads them
+        padded = [h for h in header if h != h.strip() == text_column]
+        if padded and text_column not in header:
+            raise UserError(
+                f"{path}: line 1: the column name {padded[0]!r} has spaces around it, which the training loader "
+                "keeps; remove them from the header"
+            )
         require_columns(p, header, {text_column: "--text_column"})
         lines = [line for line, row in rows if row[text_column].strip()]
     else:

@@ -14,7 +14,8 @@ knows two lists and refuses every other global before anything runs:
   so a crafted pickle cannot reach, say, ``numpy.ndarray(shape, object, buffer)`` (which dereferences
   the buffer as pointers) or a ``DataFrame.__setstate__`` that sets arbitrary attributes.
 
-A DataFrame comes back as ``{column: {index: value}}``, the shape of the original project's pickles.
+A DataFrame comes back as ``{column: {index: value}}``, the shape of the original project's pickles
+(keyed by position 0, 1, ... where the index repeats a label, as after ``pd.concat``).
 """
 
 from __future__ import annotations
@@ -229,6 +230,8 @@ def _frame_columns(frame: _Stub, limit: int) -> dict[Any, dict[Any, Any]]:
             values[col] = column_values
     if any(v is None for v in values):
         raise _Layout("a column has no data")
+    if len(set(index)) != len(index):  # pd.concat keeps each part's labels: as dict keys, rows would merge
+        index = list(range(n_rows))
     return {name: dict(zip(index, column, strict=True)) for name, column in zip(columns, values, strict=True)}
 
 

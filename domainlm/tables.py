@@ -35,7 +35,7 @@ def file_mode() -> int:
     return 0o666 & ~mask
 
 
-TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet", ".pkl", ".pickle")
+TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")  # what read_table reads; prepare_jobs reads pickles itself
 
 
 @contextlib.contextmanager
@@ -253,12 +253,42 @@ def _nul_error(path: Path, data: bytes, encoding_flag: str | None) -> UserError:
     return UserError(f"{where}: the file looks {looks}; {fix}")
 
 
+_NON_ASCII = re.compile(rb"[\x80-\xff]")
+
+
+def _refuse_utf8(path: Path, data: bytes, encoding: str, encoding_flag: str | None) -> None:
+    """A UserError when ``data``, to be read as ``encoding`` (not UTF-8), is UTF-8 with letters beyond ASCII.
+
+    cp1252 and latin-1 decode almost any bytes, so a UTF-8 file read with them comes out garbled
+    without an error ("café" as "cafÃ©"); text in those encodings is practically never valid UTF-8.
+    """
+    first = _NON_ASCII.search(data)
+    if first is None:
+        return
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    offset = first.start()
+    char = text[offset]  # the bytes before it are ASCII: one character each
+    garbled = char.encode("utf-8").decode(encoding, errors="replace")
+    line = data[:offset].count(b"\n") + 1
+    what = "its byte-order mark" if char == "\ufeff" else repr(char)
+    flag = f"{encoding_flag} {encoding}" if encoding_flag else encoding
+    fix = f"leave out {encoding_flag}" if encoding_flag else "read it as UTF-8"
+    raise UserError(
+        f"{path}: byte {offset} (line {line}): the file is UTF-8 ({what}), which {flag} would garble "
+        f"(into {garbled!r}); {fix}"
+    )
+
+
 def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: str | None = None) -> str:
     """The whole file as text; a clear error for a missing file or bytes that are not ``encoding``.
 
-    UTF-8 files may start with a byte-order mark, which is dropped. ``encoding_flag`` names the
-    script's flag that sets the encoding (``--encoding``), for the error message to offer; without
-    it the message says how to re-save the file as UTF-8. Byte offsets in messages count from 0.
+    UTF-8 files may start with a byte-order mark, which is dropped. A UTF-8 file with more than ASCII
+    is refused under any other ``encoding``, which would garble it without an error. ``encoding_flag``
+    names the script's flag that sets the encoding (``--encoding``), for the error message to offer;
+    without it the message says how to re-save the file as UTF-8. Byte offsets in messages count from 0.
     """
     path = Path(path)
     if path.is_dir():
@@ -273,6 +303,8 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: s
         start = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     if b"\x00" in data and not codec.startswith(("utf-16", "utf-32")):
         raise _nul_error(path, data, encoding_flag)
+    if not codec.startswith(("utf-8", "utf-16", "utf-32")):
+        _refuse_utf8(path, data, encoding, encoding_flag)
     try:
         return data[start:].decode(codec)
     except UnicodeDecodeError as err:
@@ -292,9 +324,12 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: s
 
 
 def iter_csv(
-    path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: str | None = None
+    path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: str | None = None, strip_header: bool = True
 ) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
-    """Header and ``(line_number, row)`` pairs of a CSV; malformed quoting is reported by line."""
+    """Header and ``(line_number, row)`` pairs of a CSV; malformed quoting is reported by line.
+
+    Column names lose the spaces around them (``id, text``), unless ``strip_header`` is False: the
+    training loader keeps them."""
     path = Path(path)
     text = read_text(path, encoding, encoding_flag)
     if not text.strip():
@@ -304,7 +339,8 @@ def iter_csv(
         header = next(reader)
     except csv.Error as err:
         raise UserError(f"{path}: line {reader.line_num}: malformed CSV ({err})") from None
-    header = [h.strip() for h in header]
+    if strip_header:
+        header = [h.strip() for h in header]
 
     def rows() -> Iterator[tuple[int, dict[str, str]]]:
         while True:

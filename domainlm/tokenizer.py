@@ -137,13 +137,6 @@ def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase, sep: bool = True) 
     return added
 
 
-def save_tokenizer(tokenizer: PreTrainedTokenizerBase, output_dir: str | Path) -> None:
-    """Save into a temporary folder, then move each file into ``output_dir``."""
-    from domainlm.saving import save_atomically
-
-    save_atomically(tokenizer.save_pretrained, output_dir)
-
-
 def create_tokenizer(
     files: list[str],
     output_dir: str | Path,
@@ -154,24 +147,31 @@ def create_tokenizer(
 ) -> PreTrainedTokenizerBase:
     """Train on the text of ``files`` (read with the training loader) and save to ``output_dir``.
 
-    Every flag and file is checked before any reading or training. The summary line says when the
-    corpus gave fewer tokens than ``vocab_size``.
+    Every flag and file is checked before any reading or training, and so is writing into ``output_dir``.
+    The files are written into a hidden folder there and moved into place together. The summary line
+    says when the corpus gave fewer tokens than ``vocab_size``.
     """
+    from domainlm.args import TRAIN_SUFFIXES
     from domainlm.data import check_data_file, load_text_dataset
-    from domainlm.tables import check_output_dir
+    from domainlm.tables import check_output_dir, staged_outputs
 
     check_bpe_arguments(vocab_size, min_frequency, model_max_length)
     check_output_dir(output_dir)
     for path in files:
         if Path(path).is_dir():
             raise UserError(f"--train_file {path} is a folder; give the csv/json/jsonl/txt files in it")
-    datasets = []
-    for path in files:
-        check_data_file(path, text_column, "--train_file")
-        datasets.append(load_text_dataset(path, text_column))
-    texts = (t for ds in datasets for t in ds["text"])
-    tokenizer = train_bpe_tokenizer(texts, vocab_size, min_frequency, model_max_length)
-    save_tokenizer(tokenizer, output_dir)
+        if Path(path).suffix.lower() not in TRAIN_SUFFIXES:
+            raise UserError(f"--train_file {path}: use a {', '.join(TRAIN_SUFFIXES)} file")
+    with staged_outputs(output_dir) as staged:  # an output_dir that cannot be written is refused here
+        datasets = []
+        for path in files:
+            check_data_file(path, text_column, "--train_file")
+            datasets.append(load_text_dataset(path, text_column))
+        texts = (t for ds in datasets for t in ds["text"])
+        tokenizer = train_bpe_tokenizer(texts, vocab_size, min_frequency, model_max_length)
+        tokenizer.save_pretrained(str(staged.folder))
+        for saved in sorted(staged.folder.iterdir()):
+            staged.file(saved.name)
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (EOS_TOKEN, PAD_TOKEN, SEP_TOKEN)}
     print(
         f"tokenizer: {len(tokenizer)} tokens{short_note(tokenizer, vocab_size, min_frequency)}, {ids}, saved to {output_dir}"

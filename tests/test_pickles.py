@@ -127,6 +127,19 @@ def test_dataframe_layouts_fortran_blocks_and_python_strings(tmp_path):
     assert load_plain_pickle(path) == {"t": {1: None, 0: "x"}}
 
 
+def test_a_dataframe_whose_index_repeats_keeps_every_row(tmp_path):
+    import pandas as pd
+
+    first = pd.DataFrame({"title": ["Data Engineer", "Nurse"], "text": ["Build.", "Care."]})
+    second = pd.DataFrame({"title": ["Cook", "Pilot"], "text": ["Cook.", "Fly."]})
+    path = tmp_path / "concat.pkl"
+    pd.concat([first, second]).to_pickle(path)  # index 0, 1, 0, 1: two batches of a scraper, say
+    assert load_plain_pickle(path) == {
+        "title": {0: "Data Engineer", 1: "Nurse", 2: "Cook", 3: "Pilot"},
+        "text": {0: "Build.", 1: "Care.", 2: "Cook.", 3: "Fly."},
+    }
+
+
 def test_dataframe_of_other_dtypes_is_refused(tmp_path):
     import pandas as pd
 

@@ -61,6 +61,19 @@ def test_bad_csv_gets_one_clear_line(tmp_path, content, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_column_name_with_spaces_around_it_is_named_as_the_training_loader_reads_it(tmp_path):
+    path = tmp_path / "spaced.csv"
+    path.write_bytes(b"id, text\n1,hello world\n2,another line\n")  # the loader's column is ' text', not 'text'
+    with pytest.raises(UserError) as err:
+        check_data_file(str(path), "text", "--train_file")
+    assert str(err.value) == (
+        f"{path}: line 1: the column name ' text' has spaces around it, which the training loader keeps; "
+        "remove them from the header"
+    )
+    assert check_data_file(str(path), " text", "--train_file") == 2
+    assert load_text_dataset(str(path), " text")["text"] == ["hello world", "another line"]
+
+
 def test_missing_file(tmp_path):
     with pytest.raises(UserError, match=r"--train_file .*nope\.csv: no such file"):
         check_data_file(str(tmp_path / "nope.csv"), "text", "--train_file")
@@ -117,6 +130,32 @@ def test_read_text_drops_a_bom_and_counts_it_in_the_offset(tmp_path):
         read_text(path, "cp1252", "--encoding")
     with pytest.raises(UserError, match=r"--encoding klingon: unknown encoding; e\.g\. utf-8, cp1252"):
         read_table(path, encoding="klingon", encoding_flag="--encoding")
+
+
+def test_a_utf8_file_read_as_another_encoding_is_refused_not_garbled(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_bytes("text\nCafé – naïve\n".encode())
+    with pytest.raises(UserError) as err:
+        read_table(path, {"text": "--c"}, "cp1252", "--encoding")
+    assert str(err.value) == (
+        f"{path}: byte 8 (line 2): the file is UTF-8 ('é'), which --encoding cp1252 would garble (into 'Ã©'); "
+        "leave out --encoding"
+    )
+    with pytest.raises(UserError, match=r"u\.csv: byte 8 \(line 2\): the file is UTF-8 \('é'\), which latin-1 "):
+        read_text(path, "latin-1")
+    path.write_bytes(b"\xef\xbb\xbftext\nplain ASCII\n")
+    with pytest.raises(UserError, match=r"byte 0 \(line 1\): the file is UTF-8 \(its byte-order mark\), which "):
+        read_text(path, "cp1252", "--encoding")
+    path.write_bytes(b"text\nplain ASCII\n")  # the same in every one of these encodings
+    assert read_text(path, "cp1252", "--encoding") == "text\nplain ASCII\n"
+
+
+def test_read_table_names_only_the_formats_it_reads(tmp_path):
+    path = tmp_path / "jobs.pkl"
+    path.write_bytes(b"\x80\x04N.")  # pickles are read by prepare_jobs alone
+    with pytest.raises(UserError) as err:
+        read_table(path)
+    assert str(err.value) == f"{path}: unsupported file type .pkl; use one of .csv, .json, .jsonl, .parquet"
 
 
 def test_read_table_passes_the_encoding_on(tmp_path):

@@ -77,16 +77,32 @@ def no_training(monkeypatch):
         (["--min_frequency", "-1"], r"--min_frequency -1: must be 0 or more"),
         (["--model_max_length", "0"], r"--model_max_length 0: must be at least 1"),
         (["--train_file", "{tmp}"], r"--train_file {tmp} is a folder; give the csv/json/jsonl/txt files in it"),
+        (["--train_file", "{tmp}/jobs.pkl"], r"--train_file {tmp}/jobs\.pkl: use a \.csv, \.json, \.jsonl, \.txt file"),
+        (["--train_file", "{tmp}/t.parquet"], r"--train_file {tmp}/t\.parquet: use a \.csv, \.json, \.jsonl, \.txt"),
     ],
 )
 def test_create_tokenizer_refuses_bad_flags_before_any_work(flags, error, corpus, tmp_path, capsys, no_training):
+    import pandas as pd
+
     (tmp_path / "afile").write_text("mine\n")
+    pd.DataFrame({"text": TEXTS}).to_pickle(tmp_path / "jobs.pkl")  # tables the training loader does not read
+    pd.DataFrame({"text": TEXTS}).to_parquet(tmp_path / "t.parquet")
     flags = [f.format(tmp=tmp_path) for f in flags]
     argv = ["--train_file", corpus, "--output_dir", tmp_path / "tok", "--vocab_size", "300", *flags]
     status, out, err = run_create_tokenizer(argv, capsys)
     assert status == 2 and out == ""
     assert re.fullmatch(r"error: " + error.format(tmp=re.escape(str(tmp_path))) + r".*\n", err), err
     assert (tmp_path / "afile").read_text() == "mine\n" and not (tmp_path / "tok").exists()
+
+
+def test_create_tokenizer_where_a_folder_holds_a_file_name_writes_nothing(corpus, tmp_path, capsys):
+    out = tmp_path / "tok"
+    (out / "tokenizer.json").mkdir(parents=True)  # where save_pretrained writes a file
+    argv = ["--train_file", corpus, "--output_dir", out, "--vocab_size", "300"]
+    status, stdout, err = run_create_tokenizer(argv, capsys)
+    assert (status, stdout) == (2, "")
+    assert err.endswith(f"\nerror: {out}/tokenizer.json is a folder; move it away, or choose another --output_dir\n")
+    assert [p.name for p in out.iterdir()] == ["tokenizer.json"]  # no half-moved files, no staging folder
 
 
 def test_create_tokenizer_says_when_the_corpus_gives_fewer_tokens(corpus, tmp_path, capsys):
