@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import select
 import sys
 from collections.abc import Callable
 
@@ -18,6 +20,8 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
     """Run a script's ``main`` and turn a ``UserError`` into ``error: ...`` and exit status 2.
 
     Ctrl-C prints one line (an ``Interrupted`` says how to go on) and gives status 130, as a shell does.
+    When the reader of standard output has gone (``... | head``), the rest of what would be printed is
+    dropped without a traceback and the status is 141, as for a command that a shell's SIGPIPE ends.
     Any other exception is a bug and keeps its traceback. On every way out, this rank's DeepSpeed
     shared-memory buffer is removed (``domainlm.distributed.remove_shm_buffer``); after a successful
     ``main``, the process group of a multi-process run is taken down
@@ -32,6 +36,13 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
         print(f"error: {err}", file=sys.stderr, flush=True)
         remove_shm_buffer()  # the launcher stops the other ranks, so the buffer is not needed any more
         return 2
+    except BrokenPipeError:
+        if not _stdout_reader_gone():
+            remove_shm_buffer()
+            raise
+        remove_shm_buffer()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's final flush must not fail too
+        return 141
     except KeyboardInterrupt as err:
         remove_shm_buffer()
         print(str(err) if isinstance(err, Interrupted) and str(err) else "interrupted", file=sys.stderr, flush=True)
@@ -41,3 +52,13 @@ def run_cli(main: Callable[[list[str] | None], object], argv: list[str] | None =
         raise
     release_process_group()
     return 0
+
+
+def _stdout_reader_gone() -> bool:
+    """Whether standard output is a pipe whose reading end is closed (poll reports an error on it)."""
+    try:
+        poll = select.poll()
+        poll.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no fileno (captured), or a platform without poll
+        return False

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,22 +31,6 @@ def move_files_into(src_dir: Path, output_dir: Path) -> list[str]:
         os.chmod(src, mode)
         os.replace(src, dst)
     return [str(p.relative_to(src_dir)) for p in files]
-
-
-def save_atomically(save: Callable[[str], object], output_dir: str | os.PathLike) -> list[str]:
-    """Call ``save(tmp_dir)`` with a fresh folder inside ``output_dir``, then move its files in.
-
-    Each file appears whole or not at all. Returns the names of the files written.
-    """
-    output_dir = Path(output_dir)
-    tmp = output_dir / ".saving"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        save(str(tmp))
-        return move_files_into(tmp, output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def save_trained_model(trainer: Trainer, output_dir: str | os.PathLike) -> list[str]:

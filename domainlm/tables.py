@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import socket
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -148,17 +149,54 @@ class StagedFolder:
         return self.folder / name
 
 
+def _staging_prefix(pid: int | None = None) -> str:
+    """The name of this process's staging folders, up to mkdtemp's random part (letters, digits, ``_``)."""
+    return f".staging-{socket.gethostname()}-{os.getpid() if pid is None else pid}-"
+
+
+_STAGING = re.compile(r"\.staging-(?P<host>.+)-(?P<pid>\d+)-\w+")
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def remove_dead_staging(output_dir: Path) -> list[str]:
+    """Remove the staging folders that processes of this machine left in ``output_dir`` when they were
+    killed (``kill -9``, a crash of the machine's memory); returns their names.
+
+    A folder is removed only when its name says this host and a process that no longer runs. Folders
+    of running processes, and of other hosts sharing the folder, are left alone.
+    """
+    host = socket.gethostname()
+    removed = []
+    for folder in sorted(output_dir.glob(".staging-*")):
+        match = _STAGING.fullmatch(folder.name)
+        if match and match["host"] == host and folder.is_dir() and not _process_alive(int(match["pid"])):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder.name)
+    return removed
+
+
 @contextlib.contextmanager
 def staged_outputs(output_dir: str | os.PathLike, flag: str = "--output_dir") -> Iterator[StagedFolder]:
     """Write a set of output files all or nothing: nothing in ``output_dir`` changes unless the block ends
     without an error, and then each staged file is renamed into place (in the order ``file`` was called).
-    On an error the staging folder is removed, and so are the folders made for it."""
+    On an error the staging folder is removed, and so are the folders made for it. Staging folders that
+    killed processes left there are removed first (``remove_dead_staging``)."""
     output_dir = Path(output_dir)
     check_output_dir(output_dir, flag)
     created = [p for p in (output_dir.absolute(), *output_dir.absolute().parents) if not p.exists()]
     try:
         output_dir.mkdir(parents=True, exist_ok=True)
-        staged = StagedFolder(Path(tempfile.mkdtemp(prefix=".staging-", dir=output_dir)))
+        remove_dead_staging(output_dir)
+        staged = StagedFolder(Path(tempfile.mkdtemp(prefix=_staging_prefix(), dir=output_dir)))
     except OSError as err:
         raise UserError(f"{flag} {output_dir}: cannot write there ({err.strerror or err})") from None
     try:

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
 from domainlm.tables import (
+    TABLE_SUFFIXES,
     check_encoding,
     check_inputs_are_not_outputs,
     check_output_dir,
@@ -67,7 +68,6 @@ if TYPE_CHECKING:
     from transformers import PreTrainedTokenizerBase
 
 SPLITS = ("file", "line", "paragraph", "separator", "tokens")
-TABLE_SUFFIXES = (".csv", ".json", ".jsonl", ".parquet")
 # Tables in formats not read here: as plain text they would become one garbled example.
 OTHER_TABLE_SUFFIXES = (".tsv", ".tab", ".xlsx", ".xlsm", ".xls", ".ods")
 DEFAULT_COLUMN = "text"

@@ -100,6 +100,38 @@ def test_ctrl_c_is_one_line_with_status_130_and_every_way_out_removes_the_buffer
     assert removed == [True] * 4
 
 
+def test_output_piped_into_a_reader_that_stops_early_ends_without_a_traceback(tmp_path):
+    """``prepare_jobs.py ... | head -1``: the outputs are written; what no one reads is dropped, status 141."""
+    script = (
+        "import sys\n"
+        "from domainlm.errors import run_cli\n"
+        "def main(argv):\n"
+        "    sys.stdin.read()  # the test closes stdout's reading end before stdin\n"
+        "    open(sys.argv[1], 'w').write('written')\n"
+        "    for i in range(10000):\n"
+        "        print('line', i, flush=True)\n"
+        "sys.exit(run_cli(main))\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "out.txt")], cwd=ROOT, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    proc.stdout.close()
+    _, err = proc.communicate(input="")
+    assert (proc.returncode, err, (tmp_path / "out.txt").read_text()) == (141, "", "written")
+
+
+def test_a_broken_pipe_that_is_not_standard_output_keeps_its_traceback(monkeypatch):
+    from domainlm import distributed
+    from domainlm.errors import run_cli
+
+    monkeypatch.setattr(distributed, "remove_shm_buffer", lambda: None)
+
+    def socket_closed(argv):
+        raise BrokenPipeError(32, "Broken pipe")  # e.g. a peer's socket: a bug or a crash, not `| head`
+
+    with pytest.raises(BrokenPipeError):
+        run_cli(socket_closed)
+
+
 def test_sigint_during_training_says_how_to_continue(tmp_path, tiny_model_dir, records_dir):
     """A real Ctrl-C (SIGINT) to ``run_clm.py`` once a checkpoint is written: one line, status 130."""
     import os

@@ -1,33 +1,24 @@
-import pytest
-
-from domainlm.saving import save_atomically
+from domainlm.saving import move_files_into
 from domainlm.trainer import drop_tied_copies
 
 
-def test_failed_save_leaves_the_folder_as_it_was(tmp_path):
-    (tmp_path / "config.json").write_text("old")
+def write_files(folder, modes):
+    import os
 
-    def crash(folder):
-        (tmp_path / "unrelated").mkdir()
-        with open(f"{folder}/model.safetensors", "w") as f:
-            f.write("half")
-        raise OSError("disk full")
-
-    with pytest.raises(OSError):
-        save_atomically(crash, tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "unrelated"]
-    assert (tmp_path / "config.json").read_text() == "old"
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, mode in modes.items():
+        (folder / name).write_text(name)
+        os.chmod(folder / name, mode)
 
 
 def test_files_are_moved_in_with_config_last(tmp_path):
-    def save(folder):
-        for name in ("config.json", "model.safetensors", "tokenizer.json"):
-            with open(f"{folder}/{name}", "w") as f:
-                f.write(name)
-
-    assert save_atomically(save, tmp_path / "out") == ["model.safetensors", "tokenizer.json", "config.json"]
+    write_files(tmp_path / "tmp", {"config.json": 0o644, "model.safetensors": 0o644, "tokenizer.json": 0o644})
+    write_files(tmp_path / "tmp" / "sub", {"a.txt": 0o644})
+    moved = move_files_into(tmp_path / "tmp", tmp_path / "out")
+    assert moved == ["model.safetensors", "sub/a.txt", "tokenizer.json", "config.json"]
     assert (tmp_path / "out" / "config.json").read_text() == "config.json"
-    assert not (tmp_path / "out" / ".saving").exists()
+    assert (tmp_path / "out" / "sub" / "a.txt").read_text() == "a.txt"
+    assert [p for p in (tmp_path / "tmp").rglob("*") if p.is_file()] == []
 
 
 def test_moved_files_get_the_permissions_of_a_new_file(tmp_path):
@@ -35,15 +26,10 @@ def test_moved_files_get_the_permissions_of_a_new_file(tmp_path):
     import os
     import stat
 
-    def save(folder):
-        for name, mode in (("model.safetensors", 0o600), ("config.json", 0o644)):
-            with open(f"{folder}/{name}", "w") as f:
-                f.write(name)
-            os.chmod(f"{folder}/{name}", mode)
-
+    write_files(tmp_path / "tmp", {"model.safetensors": 0o600, "config.json": 0o644})
     old = os.umask(0o027)
     try:
-        save_atomically(save, tmp_path / "out")
+        move_files_into(tmp_path / "tmp", tmp_path / "out")
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "out").iterdir()}

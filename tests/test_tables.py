@@ -196,6 +196,28 @@ def test_staged_outputs_are_all_or_nothing(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv"]
 
 
+def test_staging_folders_of_killed_processes_are_removed_on_the_next_run(tmp_path):
+    """``kill -9`` leaves a staging folder; only this host's folders of processes that are gone are removed."""
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead, host = int(gone.stdout), socket.gethostname()
+    out = tmp_path / "out"
+    names = [f".staging-{host}-{dead}-k3x_9", f".staging-{host}-{os.getpid()}-a1b2", f".staging-other-host-{dead}-q7",
+             ".staging-abc123", ".staging-notes.txt"]  # fmt: skip
+    for name in names[:-1]:
+        (out / name).mkdir(parents=True)
+        (out / name / "train.csv").write_text("half")
+    (out / names[-1]).write_text("a file of the user's")
+    with staged_outputs(out) as staged:
+        write_csv(staged.file("a.csv"), [{"text": "x"}], ["text"])
+        assert staged.folder.name.startswith(f".staging-{host}-{os.getpid()}-")
+    assert sorted(p.name for p in out.iterdir()) == sorted(["a.csv", *names[1:]])
+
+
 def test_an_output_folder_that_is_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
     with pytest.raises(UserError, match=r"^--output_dir .*/f is a file; give a folder$"):
