@@ -102,6 +102,11 @@ def clean_line(text: str) -> str:
     return " ".join((text if _PLAIN_LINE.fullmatch(text) else _normalise(text)).split())
 
 
+def is_blank(text: str) -> bool:
+    """Nothing a reader sees: only whitespace and invisible characters (zero widths, soft hyphens)."""
+    return not _INVISIBLE.sub("", text).strip()
+
+
 def dedupe_key(title: str, text: str) -> str:
     """Two postings with the same key are the same posting: case, spacing, punctuation and Unicode
     compatibility forms (full-width letters, ligatures) ignored."""

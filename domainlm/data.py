@@ -19,15 +19,16 @@ With ``--loss_on body`` the title and keywords of a record are masked out of the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
-from domainlm.tables import iter_csv, read_table, require_columns
+from domainlm.tables import iter_csv, read_table, require_columns, row_at
 from domainlm.template import SEP_TOKEN, is_record
 
 if TYPE_CHECKING:
@@ -102,8 +103,18 @@ def _position(path: str, line: int) -> str:
     return f"{'row' if Path(path).suffix.lower() == '.json' else 'line'} {line}"
 
 
-def _row_at(path: str, line: int) -> str:
-    return f"row {line}" if Path(path).suffix.lower() == ".json" else f"the row at line {line}"
+@contextlib.contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """Hide the datasets library's progress bars inside the block (a script's own summary says enough)."""
+    import datasets
+
+    were_off = datasets.are_progress_bars_disabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not were_off:
+            datasets.enable_progress_bars()
 
 
 def load_text_dataset(
@@ -242,7 +253,7 @@ def tokenize_records(
     rows = f"{len(too_long)} such row{'s' if len(too_long) != 1 else ''}"
     if overlong == "error":
         i = too_long[0]
-        row = _row_at(source, ds[i][LINE_COLUMN]) if source and LINE_COLUMN in ds.column_names else f"row {i + 1}"
+        row = row_at(source, ds[i][LINE_COLUMN]) if source and LINE_COLUMN in ds.column_names else f"row {i + 1}"
         raise UserError(
             f"{prefix}{row} is {lengths[i]} tokens, over --block_size {block_size} ({rows}); "
             "raise --block_size, filter the data (prepare_jobs.py --max_tokens), or pass --overlong drop"

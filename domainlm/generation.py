@@ -161,7 +161,7 @@ def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt
 
     The ``validation.csv`` that prepare_jobs.py writes works as it is; its bodies become references.
     """
-    from domainlm.tables import read_table
+    from domainlm.tables import read_table, row_at
 
     rows = read_table(path)
     out: list[Prompt] = []
@@ -179,16 +179,16 @@ def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt
                 out.append(Prompt(format_prompt(rec.title, rec.keywords), rec.title, kws, rec.body))
             elif text:
                 raise UserError(
-                    f"{path}: row {r['_line']}: its 'text' is plain text, not a record "
+                    f"{path}: {row_at(path, r['_line'])}: its 'text' is plain text, not a record "
                     f"(title{SEP_TOKEN}keywords{SEP_TOKEN}body); give the text to continue in a 'prompt' column, "
                     "or one with --prompt"
                 )
             else:
                 raise UserError(
-                    f"{path}: row {r['_line']}: needs a 'title' (and 'keywords'), a 'prompt' or a record 'text'"
+                    f"{path}: {row_at(path, r['_line'])}: needs a 'title' (and 'keywords'), a 'prompt' or a record 'text'"
                 )
         except ValueError as err:  # a separator inside a title or keyword
-            raise UserError(f"{path}: row {r['_line']}: {err}") from None
+            raise UserError(f"{path}: {row_at(path, r['_line'])}: {err}") from None
         if limit is not None and len(out) >= limit:
             break
     return out

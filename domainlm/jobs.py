@@ -31,7 +31,7 @@ from domainlm.args import parse_bool
 from domainlm.cleaning import clean_line, clean_text, dedupe_key, text_key
 from domainlm.errors import UserError
 from domainlm.keywords import DEFAULT_CANDIDATE_POOL, DEFAULT_DOC_TOKENS
-from domainlm.tables import check_encoding, check_inputs_are_not_outputs, check_output_dir, check_output_names
+from domainlm.tables import check_encoding, check_inputs_are_not_outputs, check_output_dir, check_output_names, row_at
 from domainlm.template import EOS_TOKEN, PAD_TOKEN, SEP_TOKEN, clean_keywords, format_record
 from domainlm.tokenizer import SENTENCE_MODEL_FILES, TOKENIZER_FILES, check_pretrained_name
 
@@ -116,6 +116,8 @@ class PrepareArguments:
         check_output_dir(self.output_dir)
         check_output_names(self.output_dir, OUTPUT_FILES)
         check_encoding(self.encoding)
+        if Path(self.input).is_dir():
+            raise UserError(f"--input {self.input} is a folder; give a file")
         if Path(self.input).suffix.lower() not in INPUT_SUFFIXES:
             raise UserError(f"--input {self.input}: unsupported file type; use one of {', '.join(INPUT_SUFFIXES)}")
         check_inputs_are_not_outputs([self.input], self.output_dir, OUTPUT_FILES)
@@ -300,7 +302,7 @@ def load_postings(args: PrepareArguments) -> list[dict[str, Any]]:
         wanted[args.keywords_column] = "--keywords_column"
     out = []
     for r in _read_rows(path, wanted, args.encoding, optional):
-        where = f"{path}: row {r['_line']} column {args.keywords_column!r}"
+        where = f"{path}: {row_at(path, r['_line'])}, column {args.keywords_column!r}"
         out.append(
             {
                 "title": r.get(args.title_column),
@@ -396,7 +398,7 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
             for token, what in RESERVED.items():
                 if token in value:
                     raise UserError(
-                        f"{args.input}: row {r['_line']}: the {name} contains {what} {token}; remove it from the data"
+                        f"{args.input}: {row_at(args.input, r['_line'])}: the {name} contains {what} {token}; remove it from the data"
                     )
         key = dedupe_key(title, text)
         if key in seen:

@@ -214,6 +214,17 @@ def staged_outputs(output_dir: str | os.PathLike, flag: str = "--output_dir") ->
     shutil.rmtree(staged.folder, ignore_errors=True)
 
 
+def row_at(path: str | os.PathLike, line: Any) -> str:
+    """Where a row read with its ``_line`` is, in words: ``the row at line N`` of a CSV, JSONL or text
+    file (a CSV row may span lines: N is its first), ``the row with index N`` of a pickle, else ``row N``."""
+    suffix = Path(path).suffix.lower()
+    if suffix in (".csv", ".jsonl", ".txt"):
+        return f"the row at line {line}"
+    if suffix in (".pkl", ".pickle"):
+        return f"the row with index {line!r}"
+    return f"row {line}"
+
+
 def write_csv(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> int:
     """Write ``rows`` as a quoted UTF-8 CSV with a header; returns the number of rows."""
     n = 0
@@ -320,6 +331,26 @@ def _refuse_utf8(path: Path, data: bytes, encoding: str, encoding_flag: str | No
     )
 
 
+_C1 = re.compile(rb"[\x80-\x9f]")
+
+
+def _refuse_windows_bytes(path: Path, data: bytes, encoding: str, encoding_flag: str | None) -> None:
+    """A UserError when ``data``, to be read as latin-1, holds a byte that latin-1 makes an invisible control
+    character but Windows' cp1252 a letter or a quote (0x93: “): the file is cp1252."""
+    for match in _C1.finditer(data):
+        try:
+            char = match.group().decode("cp1252")
+        except UnicodeDecodeError:  # 0x81, 0x8d, 0x8f, 0x90, 0x9d: not cp1252 either
+            continue
+        offset = match.start()
+        line = data[:offset].count(b"\n") + 1
+        fix = f"pass {encoding_flag} cp1252" if encoding_flag else "re-save it as UTF-8"
+        raise UserError(
+            f"{path}: byte {offset} (line {line}): 0x{data[offset]:02x} is an invisible control character in {encoding} and {char!r} in "
+            f"cp1252, the encoding of Windows files; {fix}"
+        )
+
+
 def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: str | None = None) -> str:
     """The whole file as text; a clear error for a missing file or bytes that are not ``encoding``.
 
@@ -343,6 +374,8 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: s
         raise _nul_error(path, data, encoding_flag)
     if not codec.startswith(("utf-8", "utf-16", "utf-32")):
         _refuse_utf8(path, data, encoding, encoding_flag)
+    if codec == "iso8859-1":
+        _refuse_windows_bytes(path, data, encoding, encoding_flag)
     try:
         return data[start:].decode(codec)
     except UnicodeDecodeError as err:

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from domainlm.cleaning import is_blank
 from domainlm.errors import UserError
 from domainlm.tables import (
     TABLE_SUFFIXES,
@@ -545,7 +546,7 @@ def collect_examples(
             check_reserved(doc, text, pieces)
             for piece in pieces:
                 piece = clean(piece)
-                if not piece.strip():
+                if is_blank(piece):  # a line of zero-width spaces, say: kept as written, it would be an example
                     stats.dropped["empty"] += 1
                 elif piece in seen:
                     stats.dropped["duplicate"] += 1
@@ -630,18 +631,11 @@ def build_splits(args: Text2CsvArgs) -> tuple[dict[str, list[str]], dict[str, Sp
 
 def check_round_trip(path: Path, expected: list[str], name: str) -> None:
     """Read ``path`` with the training loader; every example must come back unchanged and in order."""
-    import datasets
+    from domainlm.data import load_text_dataset, no_progress_bars
 
-    from domainlm.data import load_text_dataset
-
-    bars_were_off = datasets.are_progress_bars_disabled()
-    datasets.disable_progress_bars()
-    try:  # a cache of our own: never a stale entry for a file rewritten within the same second
-        with tempfile.TemporaryDirectory(prefix="text2csv-cache-") as cache:
-            got = list(load_text_dataset(str(path), "text", cache_dir=cache)["text"])
-    finally:
-        if not bars_were_off:
-            datasets.enable_progress_bars()
+    # a cache of our own: never a stale entry for a file rewritten within the same second
+    with no_progress_bars(), tempfile.TemporaryDirectory(prefix="text2csv-cache-") as cache:
+        got = list(load_text_dataset(str(path), "text", cache_dir=cache)["text"])
     for row, (want, have) in enumerate(zip(expected, got, strict=False), start=1):
         if want != have:
             raise UserError(

@@ -152,7 +152,7 @@ def create_tokenizer(
     says when the corpus gave fewer tokens than ``vocab_size``.
     """
     from domainlm.args import TRAIN_SUFFIXES
-    from domainlm.data import check_data_file, load_text_dataset
+    from domainlm.data import check_data_file, load_text_dataset, no_progress_bars
     from domainlm.tables import check_output_dir, staged_outputs
 
     check_bpe_arguments(vocab_size, min_frequency, model_max_length)
@@ -166,7 +166,8 @@ def create_tokenizer(
         datasets = []
         for path in files:
             check_data_file(path, text_column, "--train_file")
-            datasets.append(load_text_dataset(path, text_column))
+            with no_progress_bars():
+                datasets.append(load_text_dataset(path, text_column))
         texts = (t for ds in datasets for t in ds["text"])
         tokenizer = train_bpe_tokenizer(texts, vocab_size, min_frequency, model_max_length)
         tokenizer.save_pretrained(str(staged.folder))

@@ -42,10 +42,12 @@ def test_prompts_from_files_use_the_training_template(tmp_path):
     write_jsonl(tmp_path / "p.jsonl", [{"prompt": "The night"}, {"prompt": "Lamps burned"}])
     assert [p.prompt for p in prompts_from_file(tmp_path / "p.jsonl", limit=1)] == ["The night"]
     write_jsonl(tmp_path / "bad.jsonl", [{"prompt": "x"}, {"body": "no prompt here"}])
-    with pytest.raises(UserError, match=r"bad.jsonl: row 2: needs a 'title'"):
+    with pytest.raises(UserError, match=r"bad.jsonl: the row at line 2: needs a 'title'"):
         prompts_from_file(tmp_path / "bad.jsonl")
     write_text_csv(tmp_path / "plain.csv", [{"text": "The night train crossed"}])  # text2csv.py's validation.csv
-    with pytest.raises(UserError, match=r"plain.csv: row 2: its 'text' is plain text, not a record .*'prompt' column"):
+    with pytest.raises(
+        UserError, match=r"plain.csv: the row at line 2: its 'text' is plain text, not a record .*'prompt' column"
+    ):
         prompts_from_file(tmp_path / "plain.csv")
 
 

@@ -311,22 +311,27 @@ def _bad_specs(d: Path) -> dict[str, tuple[Path, bytes | str | None, str]]:
         "keywords of a wrong type": (
             d / "kw.jsonl",
             b'{"title": "A", "text": "B", "keywords": {"x": 1}}\n',
-            r"kw\.jsonl: row 1 column 'keywords': keywords must be a list or a comma-joined string, not dict",
+            r"kw\.jsonl: the row at line 1, column 'keywords': keywords must be a list or a comma-joined string, not dict",
         ),
         "separator in the text": (
             d / "sep.csv",
             f"title,text\nA,fine\nB,has {SEP_TOKEN} inside\n".encode(),
-            r"sep\.csv: row 3: the text contains the separator <\|SEP\|>; remove it from the data",
+            r"sep\.csv: the row at line 3: the text contains the separator <\|SEP\|>; remove it from the data",
+        ),
+        "separator in a pickled title": (
+            d / "sep.pkl",
+            pickle.dumps({"title": {7: "A", 9: f"B {SEP_TOKEN}"}, "text": {7: "fine", 9: "also fine"}}),
+            r"sep\.pkl: the row with index 9: the title contains the separator <\|SEP\|>; remove it from the data",
         ),
         "end-of-text token in the title": (
             d / "eot.jsonl",
             b'{"title": "A<|endoftext|>", "text": "x"}\n',
-            r"eot\.jsonl: row 1: the title contains the end-of-text token <\|endoftext\|>; remove it from the data",
+            r"eot\.jsonl: the row at line 1: the title contains the end-of-text token <\|endoftext\|>; remove it from the data",
         ),
         "padding token in the keywords": (
             d / "pad.csv",
             b"title,keywords,text\nA,<|pad|>,x\n",
-            r"pad\.csv: row 2: the keywords contains the padding token <\|pad\|>; remove it from the data",
+            r"pad\.csv: the row at line 2: the keywords contains the padding token <\|pad\|>; remove it from the data",
         ),
         "repeated keywords column": (
             d / "dupkw.csv",
@@ -334,6 +339,7 @@ def _bad_specs(d: Path) -> dict[str, tuple[Path, bytes | str | None, str]]:
             r"dupkw\.csv: line 1: column 'keywords' appears twice; rename one",
         ),
         "a folder": (d / "folder.csv", "dir", r"--input .*folder\.csv is a folder; give a file"),
+        "a folder without a suffix": (d / "postings", "dir", r"--input .*postings is a folder; give a file"),
         "nothing left": (
             d / "short.csv",
             b"title,text\nA,one\n",

@@ -130,7 +130,7 @@ def _cases(script: str, marker: Path) -> list[Case]:
             Case(
                 "end-of-text token",
                 b"title,text\nA,fine\nB,one<|endoftext|>two\n",
-                error=r"{input}: row 3: the text contains the end-of-text token <\|endoftext\|>; remove it from the data",
+                error=r"{input}: the row at line 3: the text contains the end-of-text token <\|endoftext\|>; remove it from the data",
             ),
             Case(
                 "validation.csv is a folder",

@@ -150,6 +150,20 @@ def test_a_utf8_file_read_as_another_encoding_is_refused_not_garbled(tmp_path):
     assert read_text(path, "cp1252", "--encoding") == "text\nplain ASCII\n"
 
 
+def test_a_windows_file_read_as_latin1_is_refused_where_it_would_hide_quotes(tmp_path):
+    path = tmp_path / "w.txt"
+    path.write_bytes(b"ok\n" + CP1252)  # 0x96 and 0x93 are C1 control characters in latin-1
+    with pytest.raises(UserError) as err:
+        read_text(path, "latin-1", "--encoding")
+    assert str(err.value) == (
+        f"{path}: byte 8 (line 2): 0x96 is an invisible control character in latin-1 and '–' in cp1252, "
+        "the encoding of Windows files; pass --encoding cp1252"
+    )
+    assert read_text(path, "cp1252", "--encoding") == "ok\n" + CP1252.decode("cp1252")
+    path.write_bytes("ok\nCafé\n".encode("latin-1") + b"\x81\n")  # real latin-1; 0x81 is not cp1252 either
+    assert read_text(path, "iso-8859-1", "--encoding") == "ok\nCafé\n\x81\n"
+
+
 def test_read_table_names_only_the_formats_it_reads(tmp_path):
     path = tmp_path / "jobs.pkl"
     path.write_bytes(b"\x80\x04N.")  # pickles are read by prepare_jobs alone

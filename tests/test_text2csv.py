@@ -111,11 +111,11 @@ def test_empties_and_duplicates_counted_per_split(tmp_path):
     assert read_csv(tmp_path / "out" / "validation.csv") == ["d", "e"]
     assert stats["splits"]["train"]["dropped"] == {"empty": 0, "duplicate": 3}
     assert stats["splits"]["validation"]["dropped"] == {"empty": 0, "duplicate": 1, "in_train": 2}
-    lines = write(tmp_path / "lines.txt", "x\n\n \ny\nx\n\t\ny")
+    lines = write(tmp_path / "lines.txt", "x\n\n \ny\nx\n\t\ny\n\u200b\n\u00ad \u2060\nz\u200b")  # zero widths: empty
     stats = run(tmp_path, lines, split="line", validation_fraction=0.0, output_dir=str(tmp_path / "o2"))
-    assert read_csv(tmp_path / "o2" / "train.csv") == ["x", "y"]
-    assert stats["splits"]["train"]["dropped"] == {"empty": 3, "duplicate": 2}
-    assert stats["splits"]["train"]["characters"] == 2
+    assert read_csv(tmp_path / "o2" / "train.csv") == ["x", "y", "z\u200b"]  # kept as written where visible
+    assert stats["splits"]["train"]["dropped"] == {"empty": 5, "duplicate": 2}
+    assert stats["splits"]["train"]["characters"] == 4
     on_disk = json.loads((tmp_path / "o2" / STATS_FILE).read_text())
     assert on_disk["splits"]["train"] == stats["splits"]["train"]
 
