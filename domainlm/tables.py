@@ -334,6 +334,14 @@ def _refuse_utf8(path: Path, data: bytes, encoding: str, encoding_flag: str | No
 _C1 = re.compile(rb"[\x80-\x9f]")
 
 
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _refuse_windows_bytes(path: Path, data: bytes, encoding: str, encoding_flag: str | None) -> None:
     """A UserError when ``data``, to be read as latin-1, holds a byte that latin-1 makes an invisible control
     character but Windows' cp1252 a letter or a quote (0x93: “): the file is cp1252."""
@@ -376,6 +384,10 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: s
         _refuse_utf8(path, data, encoding, encoding_flag)
     if codec == "iso8859-1":
         _refuse_windows_bytes(path, data, encoding, encoding_flag)
+    if codec.startswith(("utf-16", "utf-32")) and b"\x00" not in data and _is_utf8(data):
+        # UTF-16 and UTF-32 write a line break (and every ASCII character) with zero bytes
+        fix = f"leave out {encoding_flag}" if encoding_flag else "read it as UTF-8"
+        raise UserError(f"{path}: the file is UTF-8 (no zero bytes), which {encoding} would garble; {fix}")
     try:
         return data[start:].decode(codec)
     except UnicodeDecodeError as err:

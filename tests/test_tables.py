@@ -164,6 +164,19 @@ def test_a_windows_file_read_as_latin1_is_refused_where_it_would_hide_quotes(tmp
     assert read_text(path, "iso-8859-1", "--encoding") == "ok\nCafé\n\x81\n"
 
 
+def test_a_utf8_file_read_as_utf16_is_refused_not_turned_into_other_letters(tmp_path):
+    path = tmp_path / "u.csv"
+    path.write_bytes(b"text\nplain\n")  # even length: as UTF-16 it decodes, into CJK characters
+    with pytest.raises(UserError) as err:
+        read_table(path, {"text": "--c"}, "utf-16-le", "--encoding")
+    assert (
+        str(err.value)
+        == f"{path}: the file is UTF-8 (no zero bytes), which utf-16-le would garble; leave out --encoding"
+    )
+    path.write_bytes("text\nplain\n".encode("utf-16"))
+    assert read_text(path, "utf-16", "--encoding") == "text\nplain\n"
+
+
 def test_read_table_names_only_the_formats_it_reads(tmp_path):
     path = tmp_path / "jobs.pkl"
     path.write_bytes(b"\x80\x04N.")  # pickles are read by prepare_jobs alone
