@@ -471,6 +471,13 @@ def parse_args(
         raise UserError("nothing to do: pass --do_train and/or --do_eval")
     if training_args.do_train and not data_args.train_file:
         raise UserError("--do_train needs --train_file")
+    if training_args.do_train and training_args.max_steps == 0:  # the Trainer would take one step, then stop
+        raise UserError("--max_steps 0: must be at least 1; leave it out to train for --num_train_epochs")
+    if training_args.do_train and training_args.max_steps < 0 and training_args.num_train_epochs <= 0:
+        raise UserError(
+            f"--num_train_epochs {training_args.num_train_epochs:g}: must be above 0, or nothing trains and the "
+            "starting weights are saved as the fine-tuned model; or give --max_steps"
+        )
     if training_args.do_eval and not (data_args.validation_file or data_args.train_file):
         raise UserError("--do_eval needs --validation_file (or --train_file to hold out a split)")
     return model_args, data_args, run_args, without_gpu(resolve_precision(training_args))

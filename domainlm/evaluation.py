@@ -251,6 +251,24 @@ def _as_base_model_flag() -> Iterator[None]:
         raise UserError(str(err).replace("--model_name_or_path", "--base_model", 1)) from None
 
 
+def started_from(base: str | None, model_dir: Path) -> str | None:
+    """``init`` for a run that started from a model (recorded in all_results.json) is that model, not a
+    fresh initialisation: the weights training started from, as for a run from scratch. A UserError
+    names both when that model cannot be loaded here."""
+    start = (_read_json(model_dir / "all_results.json") or {}).get("model_name_or_path") if base == "init" else None
+    if not start:
+        return base
+    try:
+        check_base_model(start)
+    except UserError as err:
+        raise UserError(
+            f"--base_model init: {model_dir} was fine-tuned from {start} (its all_results.json), which cannot be "
+            f"loaded here ({err}); pass that model's folder or hub name with --base_model, or none"
+        ) from None
+    logger.info("--base_model init: %s was fine-tuned from %s, the model before", model_dir, start)
+    return start
+
+
 def check_base_model(base: str | None) -> None:
     """Before anything is generated: one line naming ``--base_model`` when it cannot be loaded. Its
     config and tokenizer are read now (from the hub for a hub name), and a folder must hold weights."""
@@ -379,6 +397,7 @@ def run_evaluation(
     rows = read_table(validation_file)
     plain, texts = is_plain_text(rows), validation_texts(rows)
     prompts, skipped = ([], 0) if plain else eval_prompts(validation_file, num_prompts)
+    base = started_from(base, model_dir)
     check_base_model(base)
     model, tokenizer = load_model_dir(model_dir, progress=progress)
     if plain:

@@ -112,12 +112,26 @@ class UnfreezeSchedule:
             raise UserError(
                 f'--unfreeze_schedule {text!r}: expected "STEP:N,STEP:N,...", e.g. "0:2,100:4,200:all"'
             ) from None
+        steps = [at for at, _ in stages]
+        bad = next((f"{at}:{n}" for at, n in stages if at < 0 or (n != "all" and n < 0)), None)
+        if bad or len(set(steps)) < len(steps):
+            why = f"{bad} counts below 0" if bad else "a step is given twice"
+            raise UserError(f'--unfreeze_schedule {text!r}: {why}; expected "STEP:N,..." such as "0:2,100:4,200:all"')
         stages.sort()
         if stages[0][0] != 0:
             stages.insert(0, (0, 0))
         if unit not in ("steps", "epochs"):
             raise UserError(f"--unfreeze_unit {unit}: use steps or epochs")
         return cls(stages, unit)
+
+    def check_blocks(self, n_layers: int) -> None:
+        """As ``--unfreeze_last_n``: no stage may unfreeze more blocks than the model has."""
+        for at, n in self.stages:
+            if n != "all" and n > n_layers:
+                raise UserError(
+                    f"--unfreeze_schedule: {at}:{n} unfreezes {n} blocks and the model has {n_layers}; "
+                    f"write {at}:all for every block"
+                )
 
     def unlocked_at(self, depth: int, n_layers: int) -> int | None:
         """The step (or epoch, per ``unit``) from which the layer group at ``depth`` trains; None: never."""

@@ -297,8 +297,11 @@ def run(
     )
     folder.trainer = trainer
 
-    # the seed: evaluate_model.py --base_model init rebuilds the weights training started from
+    # the seed, or the model started from: evaluate_model.py --base_model init takes the weights training started from
     results: dict[str, Any] = {"sequence_mode": mode, "block_size": block_size, "seed": training_args.seed}
+    if model_args.model_name_or_path:  # a folder as an absolute path: evaluation may run from elsewhere
+        start = Path(model_args.model_name_or_path)
+        results["model_name_or_path"] = str(start.resolve()) if start.is_dir() else model_args.model_name_or_path
     out = Path(training_args.output_dir)
     if training_args.do_train:
         result = trainer.train(resume_from_checkpoint=resume)
@@ -343,13 +346,14 @@ def apply_freezing(model: Any, model_args: Any, training_args: TrainingArguments
     Per-layer learning rates need the Trainer to build the optimizer, so an ``optimizer`` block in
     the DeepSpeed config is set aside (its values are the Trainer's own "auto" ones).
     """
-    from domainlm.freezing import UnfreezeSchedule, freeze_all_but_last
+    from domainlm.freezing import UnfreezeSchedule, freeze_all_but_last, n_layers_of
 
     if model_args.unfreeze_last_n is not None:
         freeze_all_but_last(model, model_args.unfreeze_last_n)
     schedule = None
     if model_args.unfreeze_schedule:
         schedule = UnfreezeSchedule.parse(model_args.unfreeze_schedule, model_args.unfreeze_unit)
+        schedule.check_blocks(n_layers_of(model))
     ds_config = getattr(training_args, "hf_deepspeed_config", None)
     if (schedule or model_args.layerwise_lr_decay) and ds_config is not None and "optimizer" in ds_config.config:
         logger.info("per-layer learning rates: the Trainer builds the optimizer, not the DeepSpeed config")

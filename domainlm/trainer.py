@@ -113,6 +113,31 @@ class DomainTrainer(Trainer):
             return super()._get_learning_rate()
         return float(max(float(r) for r in rates))
 
+    def _init_training_state(
+        self, max_steps: int, steps_per_epoch: int, epochs: int, resume_from_checkpoint: str | None, trial: Any
+    ) -> tuple[int, int]:
+        """The Trainer's, for a checkpoint at or past this run's last step: the Trainer would take one step
+        more (checkpoint-N+1 of a run of N steps) and save those weights as this run's model."""
+        out = super()._init_training_state(max_steps, steps_per_epoch, epochs, resume_from_checkpoint, trial)
+        step = self.state.global_step
+        if resume_from_checkpoint is None or step < max_steps:
+            return out
+        if step > max_steps:
+            from domainlm.errors import UserError
+
+            raise UserError(
+                f"{resume_from_checkpoint} has trained {step} steps, more than the {max_steps} of this run "
+                "(--max_steps or --num_train_epochs), so nothing would train: raise them to continue from it, or "
+                "start afresh (--overwrite_output_dir, without --resume_from_checkpoint)"
+            )
+        import logging
+
+        logging.getLogger(__name__).info(
+            "%s is this run's last step (%d): nothing left to train; its weights are saved as the model",
+            resume_from_checkpoint, step,
+        )  # fmt: skip
+        return epochs, 0  # every epoch done: the loop takes no step
+
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         """The Trainer's, then each group's rate as this run's schedule gives it at the restored step.
 

@@ -134,6 +134,13 @@ def test_report_to_defaults_to_tensorboard_and_stays_settable(tmp_path):
         (["--block_size", "-5"], "--block_size -5: must be at least 1; leave it out for the model's context (at most 1024)"),
         (["--max_train_samples", "0"], "--max_train_samples 0: must be at least 1; leave it out to keep every sequence"),
         (["--max_eval_samples", "-3"], "--max_eval_samples -3: must be at least 1; leave it out to keep every sequence"),
+        # the Trainer took one step for --max_steps 0 and none for 0 epochs, and saved the model as fine-tuned
+        (["--max_steps", "0"], "--max_steps 0: must be at least 1; leave it out to train for --num_train_epochs"),
+        (
+            ["--num_train_epochs", "0"],
+            "--num_train_epochs 0: must be above 0, or nothing trains and the starting weights are saved as the "
+            "fine-tuned model; or give --max_steps",
+        ),
     ],
 )  # fmt: skip
 def test_sizes_below_one_are_refused(tmp_path, flags, message):
@@ -141,6 +148,13 @@ def test_sizes_below_one_are_refused(tmp_path, flags, message):
         parse_args([*BASE, "--output_dir", str(tmp_path / "out"), *flags])
     assert str(err.value) == message
     assert not (tmp_path / "out").exists()
+
+
+def test_zero_steps_are_fine_without_training_and_max_steps_wins_over_epochs(tmp_path):
+    evaluate = ["--model_type", "gpt2", "--tokenizer_name", "tok", "--validation_file", "v.csv", "--do_eval"]
+    assert parse_args([*evaluate, "--output_dir", str(tmp_path / "a"), "--max_steps", "0"])[3].max_steps == 0
+    flags = ["--num_train_epochs", "0", "--max_steps", "3"]
+    assert parse_args([*BASE, "--output_dir", str(tmp_path / "b"), *flags])[3].max_steps == 3
 
 
 def test_unset_block_size_stays_the_default(tmp_path):

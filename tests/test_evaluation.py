@@ -119,6 +119,41 @@ def test_base_model_init_rebuilds_the_weights_training_started_from(tmp_path, bp
     assert [k for k in started if not torch.equal(started[k], rebuilt[k])] == []
 
 
+def test_base_model_init_of_a_fine_tuned_run_is_the_model_it_started_from(tmp_path, tiny_model_dir, records_dir):
+    """``init`` (the default) on a run from a model compared it with a fresh initialisation and printed that
+    as the perplexity before fine-tuning; the weights that run started from are the model's own."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from domainlm.evaluation import validation_texts
+    from domainlm.tables import read_table
+    from domainlm.train import main
+    from evaluate_model import main as evaluate
+
+    flags = ["--train_file", str(records_dir / "train.csv"), "--do_train", "--max_steps", "3", "--learning_rate",
+             "1e-2", "--per_device_train_batch_size", "4", "--report_to", "none", "--save_strategy", "no",
+             "--disable_tqdm", "true"]  # fmt: skip
+    first, second = tmp_path / "first", tmp_path / "second"
+    main(["--model_name_or_path", str(tiny_model_dir), "--output_dir", str(first), *flags])
+    main(["--model_name_or_path", str(first), "--output_dir", str(second), *flags])
+    assert json.loads((second / "all_results.json").read_text())["model_name_or_path"] == str(first)
+    results = evaluate(["--model_dir", str(second), "--validation_file", str(records_dir / "validation.csv"),
+                        "--output_dir", str(tmp_path / "eval"), "--num_prompts", "1", "--max_new_tokens", "2",
+                        "--quiet"])  # fmt: skip
+    texts = validation_texts(read_table(records_dir / "validation.csv"))
+    before = AutoModelForCausalLM.from_pretrained(first).eval()
+    assert results["perplexity"]["base_model"] == f"`{first}`"
+    assert results["perplexity"]["before"] == perplexity_of(before, AutoTokenizer.from_pretrained(second), texts)
+    assert "before fine-tuning: `" + str(first) + "`" in (tmp_path / "eval" / "report.md").read_text()
+    first.rename(tmp_path / "moved")  # the starting model is not here any more: said, not replaced by a random one
+    with pytest.raises(UserError) as err:
+        evaluate(["--model_dir", str(second), "--validation_file", str(records_dir / "validation.csv"),
+                  "--output_dir", str(tmp_path / "eval2"), "--quiet"])  # fmt: skip
+    assert str(err.value).startswith(
+        f"--base_model init: {second} was fine-tuned from {first} (its all_results.json), which cannot be loaded here ("
+    )
+    assert str(err.value).endswith("); pass that model's folder or hub name with --base_model, or none")
+
+
 @pytest.fixture(scope="module")
 def memorised_dir(tmp_path_factory, bpe_tokenizer_dir):
     import shutil

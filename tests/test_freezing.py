@@ -71,6 +71,30 @@ def test_schedule_parse_and_gates():
         UnfreezeSchedule.parse("0-2")
 
 
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("0:1,0:all", "a step is given twice"),  # was a TypeError from sorting 1 against "all"
+        ("0:2,100:4,100:6", "a step is given twice"),
+        ("0:-1", "0:-1 counts below 0"),  # trained nothing at all, the head included, and said nothing
+        ("-5:2,10:all", "-5:2 counts below 0"),
+    ],
+)
+def test_schedule_mistakes_are_one_line(text, why):
+    with pytest.raises(UserError) as err:
+        UnfreezeSchedule.parse(text)
+    assert str(err.value) == f'--unfreeze_schedule {text!r}: {why}; expected "STEP:N,..." such as "0:2,100:4,200:all"'
+
+
+def test_a_schedule_over_the_model_s_blocks_is_refused_as_unfreeze_last_n_is(tmp_path, tiny_model_dir, records_dir):
+    with pytest.raises(UserError) as err:
+        train(tmp_path, tiny_model_dir, records_dir, "--unfreeze_schedule", "0:1,2:3")
+    assert (
+        str(err.value) == "--unfreeze_schedule: 2:3 unfreezes 3 blocks and the model has 2; write 2:all for every block"
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def load(folder):
     from safetensors.torch import load_file
 

@@ -438,6 +438,28 @@ def test_resumed_with_more_steps_the_first_step_follows_the_new_schedule(tmp_pat
     assert [g["lr"] for g in optimizer["param_groups"]] == pytest.approx([2.5e-4] * len(optimizer["param_groups"]))
 
 
+def test_a_checkpoint_at_or_past_the_last_step_trains_no_step_more(tmp_path, tiny_model_dir, records_dir):
+    """A finished run rerun with the same command took one step past --max_steps (checkpoint-5 of a 4-step
+    run) and saved it as the model; with fewer steps it trained one more and put the new card on it."""
+    out = tmp_path / "out"
+    argv = run_args(tiny_model_dir, records_dir, out, "--max_steps", "4")  # the last --max_steps wins
+    main(argv)
+    finished = load(out)
+    main(argv)  # what a rerun after a kill during the final save does: saves checkpoint-4's weights
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4"]
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 4
+    assert_same_weights(out, out / "checkpoint-4")
+    assert all((finished[k] == w).all() for k, w in load(out).items())
+    with pytest.raises(UserError) as err:
+        main([*argv, "--max_steps", "2"])
+    assert str(err.value) == (
+        f"{out / 'checkpoint-4'} has trained 4 steps, more than the 2 of this run (--max_steps or --num_train_epochs), "
+        "so nothing would train: raise them to continue from it, or start afresh (--overwrite_output_dir, without "
+        "--resume_from_checkpoint)"
+    )
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == ["checkpoint-4"]
+
+
 # --- DeepSpeed's CPU Adam after a resume -------------------------------------------------------------------
 
 
