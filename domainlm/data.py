@@ -422,7 +422,11 @@ def build_sequences(
         return pack_records(ds, block_size) if mode == "packed" else ds
     if mode == "concat":
         if body_only or keep_text:
-            raise UserError("--loss_on body and --shuffle_keywords need record rows (--sequence_mode records/packed)")
+            flags = " and ".join(
+                f for f, on in (("--loss_on body", body_only), ("--shuffle_keywords", keep_text)) if on
+            )
+            need = "need" if body_only and keep_text else "needs"
+            raise UserError(f"{flags} {need} record rows (--sequence_mode records/packed)")
         return concat_and_chunk(ds, tokenizer, block_size, workers, cache)
     raise UserError(f"--sequence_mode {mode}: use auto, records, packed or concat")
 

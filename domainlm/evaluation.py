@@ -160,8 +160,9 @@ def body_loss(model: Any, tokenizer: Any, pairs: Sequence[tuple[str, str]], batc
     eos = tokenizer.eos_token_id
     seqs = []
     for prompt, body in pairs:
-        head = tokenizer(prompt, add_special_tokens=False)["input_ids"]
-        tail = (tokenizer(body, add_special_tokens=False)["input_ids"] + [eos])[: max(context - len(head), 0)]
+        head = tokenizer(prompt, add_special_tokens=False, verbose=False)["input_ids"]  # cut below, not warned about
+        tail = tokenizer(body, add_special_tokens=False, verbose=False)["input_ids"]
+        tail = [*tail, eos][: max(context - len(head), 0)]
         seqs.append((head, tail))
     total, count = 0.0, 0
     for k in range(0, len(seqs), batch_size):

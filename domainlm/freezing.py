@@ -17,6 +17,7 @@ whenever the head does and learns at the head's rate.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import re
@@ -118,6 +119,12 @@ class UnfreezeSchedule:
             why = f"{bad} counts below 0" if bad else "a step is given twice"
             raise UserError(f'--unfreeze_schedule {text!r}: {why}; expected "STEP:N,..." such as "0:2,100:4,200:all"')
         stages.sort()
+        for (at, n), (later, m) in itertools.pairwise(stages):
+            if n == "all" or (m != "all" and m <= n):  # blocks never freeze again: that stage would do nothing
+                raise UserError(
+                    f"--unfreeze_schedule {text!r}: {later}:{m} unfreezes no more blocks than {at}:{n} before it; "
+                    'each stage adds blocks, e.g. "0:2,100:4,200:all"'
+                )
         if stages[0][0] != 0:
             stages.insert(0, (0, 0))
         if unit not in ("steps", "epochs"):

@@ -163,6 +163,33 @@ def test_dropped_and_all_overlong_rows_name_the_file(tmp_path, tiny_model_dir, c
 
 
 @pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        ({"loss_on": "body"}, "--loss_on body needs record rows (--sequence_mode records/packed)"),
+        ({"shuffle_keywords": True}, "--shuffle_keywords needs record rows (--sequence_mode records/packed)"),
+        (
+            {"loss_on": "body", "shuffle_keywords": True},
+            "--loss_on body and --shuffle_keywords need record rows (--sequence_mode records/packed)",
+        ),
+    ],
+)
+def test_record_options_with_concat_name_the_flags_given(tmp_path, tiny_model_dir, flags, message):
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from domainlm.args import DataArguments
+    from domainlm.data import build_sequences, load_splits
+
+    train = records_file(tmp_path / "train.csv", "Baker<|SEP|>bread<|SEP|>Bake.")
+    data_args = DataArguments(train_file=str(train), **flags)
+    raw = load_splits(data_args, SimpleNamespace(do_eval=False, seed=1))
+    with pytest.raises(UserError) as err:
+        build_sequences(raw["train"], AutoTokenizer.from_pretrained(tiny_model_dir), "concat", 60, data_args)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
     ("value", "said"),
     [(42, "a number (42)"), (["a", "b"], "a list"), ({"t": "x"}, "an object"), (True, "true/false (true)")],
 )

@@ -287,6 +287,26 @@ def test_body_loss_is_the_mean_over_body_tokens_and_end_of_text(tiny_model_dir):
         assert body_loss(model, tok, pairs, batch_size=batch_size) == pytest.approx(by_hand_sum / by_hand_count, 1e-5)
 
 
+def test_a_body_over_the_context_is_cut_without_the_tokenizer_s_warning(tiny_model_dir, caplog, monkeypatch):
+    import logging
+
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from domainlm.evaluation import body_loss
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tok.model_max_length = context = model.config.n_positions
+    body = "Drive the van on set routes. " * context  # several times the context in tokens
+    monkeypatch.setattr(logging.getLogger("transformers"), "propagate", True)  # its warnings reach caplog
+    with caplog.at_level(logging.WARNING):
+        cut = body_loss(model, tok, [("Van Driver<|SEP|><|SEP|>", body)])
+    ids = tok("Van Driver<|SEP|><|SEP|>" + body, add_special_tokens=False, verbose=False)["input_ids"][:context]
+    n_head = len(tok("Van Driver<|SEP|><|SEP|>", add_special_tokens=False)["input_ids"])
+    assert cut == pytest.approx(body_loss(model, tok, [("Van Driver<|SEP|><|SEP|>", tok.decode(ids[n_head:]))]), 1e-3)
+    assert [m for m in caplog.messages if "longer than the specified maximum" in m] == []
+
+
 def test_keyword_use_tells_a_model_that_reads_its_keywords(memorised_dir):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -86,6 +86,19 @@ def test_schedule_mistakes_are_one_line(text, why):
     assert str(err.value) == f'--unfreeze_schedule {text!r}: {why}; expected "STEP:N,..." such as "0:2,100:4,200:all"'
 
 
+@pytest.mark.parametrize(("text", "later", "earlier"), [("5:1,1:all", "5:1", "1:all"), ("0:3,50:2", "50:2", "0:3"),
+                                                      ("0:2,9:all,20:all", "20:all", "9:all"), ("0:2,5:2", "5:2", "0:2")])  # fmt: skip
+def test_a_stage_that_would_freeze_blocks_again_is_refused(text, later, earlier):
+    """Unfrozen blocks stay unfrozen: a later stage with no more blocks did nothing, without a word."""
+    with pytest.raises(UserError) as err:
+        UnfreezeSchedule.parse(text)
+    assert str(err.value) == (
+        f"--unfreeze_schedule {text!r}: {later} unfreezes no more blocks than {earlier} before it; "
+        'each stage adds blocks, e.g. "0:2,100:4,200:all"'
+    )
+    assert UnfreezeSchedule.parse("100:4,0:2,200:all").stages == [(0, 2), (100, 4), (200, "all")]  # order given: free
+
+
 def test_a_schedule_over_the_model_s_blocks_is_refused_as_unfreeze_last_n_is(tmp_path, tiny_model_dir, records_dir):
     with pytest.raises(UserError) as err:
         train(tmp_path, tiny_model_dir, records_dir, "--unfreeze_schedule", "0:1,2:3")
