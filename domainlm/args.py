@@ -231,12 +231,17 @@ LEGACY_FLAGS: dict[str, str | None] = {
     "gradient_checkpointing": "activation_checkpointing",  # transformers 5 deprecates the old name
     "logging_dir": None,
     "save_safetensors": None,
+    "warmup_ratio": None,  # --warmup_steps below 1 is that fraction of the steps (warmup_from_ratio)
+    "fp16_opt_level": None,  # apex settings: fp16 runs with PyTorch AMP, or DeepSpeed's own
+    "fp16_backend": None,
+    "half_precision_backend": None,
 }
 
 
 # 4.x boolean switch -> (current flag, value) it stands for.
 LEGACY_SWITCHES: dict[str, tuple[str, str]] = {
     "group_by_length": ("train_sampling_strategy", "group_by_length"),
+    "adafactor": ("optim", "adafactor"),
 }
 
 
@@ -245,6 +250,10 @@ def legacy_help() -> str:
     meaning = {
         "logging_dir": "sets the TensorBoard folder",
         "save_safetensors": "accepted; weights are always safetensors",
+        "warmup_ratio": "--warmup_steps with the same fraction below 1",
+        "fp16_opt_level": "ignored: fp16 uses PyTorch AMP or DeepSpeed",
+        "fp16_backend": "ignored, as --fp16_opt_level",
+        "half_precision_backend": "ignored, as --fp16_opt_level",
     }
     items = [f"--{old} (--{new})" if new else f"--{old} ({meaning[old]})" for old, new in LEGACY_FLAGS.items()]
     items += [f"--{old} (--{new} {value})" for old, (new, value) in LEGACY_SWITCHES.items()]
@@ -272,16 +281,59 @@ def _is_true(value: Any) -> bool:
 
 
 def _handle_dropped(name: str, value: Any) -> None:
-    if name == "logging_dir" and value:
+    if name == "warmup_ratio":
+        return  # translated after the other flags: it depends on --warmup_steps (warmup_from_ratio)
+    if name in ("fp16_opt_level", "fp16_backend", "half_precision_backend"):
+        logger.warning(
+            "--%s %s is ignored: fp16 runs with PyTorch's AMP (DeepSpeed's own under --deepspeed)", name, value
+        )
+    elif name == "logging_dir" and value:
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(value)
         logger.info("--logging_dir %s: TensorBoard logs go there", value)
     elif name == "save_safetensors" and str(value).lower() in ("false", "0", "no"):
         logger.warning("--save_safetensors false is ignored: weights are always saved as safetensors")
 
 
+def warmup_from_ratio(ratio: Any, warmup_steps: Any) -> float | None:
+    """``--warmup_ratio`` (transformers 4.x) as the ``--warmup_steps`` value that means the same in 5.x,
+    where a value below 1 is a fraction of the training steps; None where ``--warmup_steps`` over 0
+    decides instead, as it did in 4.x. A ratio outside [0, 1) is a ``UserError``."""
+    try:
+        fraction = float(ratio)
+    except (TypeError, ValueError):
+        fraction = -1.0
+    if not 0 <= fraction < 1:
+        raise UserError(
+            f"--warmup_ratio {ratio}: give a fraction of the training steps from 0 to below 1, such as 0.1, "
+            "or --warmup_steps N"
+        )
+    try:
+        steps = float(warmup_steps or 0)
+    except (TypeError, ValueError):
+        steps = 0.0  # the parser names the bad value
+    if steps > 0:
+        logger.warning(
+            "--warmup_steps %s decides and --warmup_ratio %s is ignored, as in transformers 4.x", warmup_steps, ratio
+        )
+        return None
+    return fraction
+
+
+def _flag_value(argv: list[str], name: str) -> str | None:
+    """The last value given to ``--name`` on a command line, else None."""
+    found = None
+    for i, arg in enumerate(argv):
+        if arg.startswith(f"--{name}="):
+            found = arg.split("=", 1)[1]
+        elif arg == f"--{name}" and i + 1 < len(argv):
+            found = argv[i + 1]
+    return found
+
+
 def translate_legacy_argv(argv: list[str]) -> list[str]:
     """Rewrite 4.x flags in a command line to their current names; drop the ones handled here."""
     out: list[str] = []
+    ratio = None
     i = 0
     while i < len(argv):
         arg = argv[i]
@@ -308,10 +360,16 @@ def translate_legacy_argv(argv: list[str]) -> list[str]:
             i += 1
             eq = "="
         if new is None:
+            if name == "warmup_ratio":
+                ratio = value if eq else ""
             _handle_dropped(name, value if eq else True)
             continue
         logger.info("--%s is the 4.x name of --%s", name, new)
         out.append(f"--{new}" + (f"={value}" if eq else ""))
+    if ratio is not None:
+        fraction = warmup_from_ratio(ratio, _flag_value(out, "warmup_steps"))
+        if fraction is not None:
+            out += ["--warmup_steps", str(fraction)]  # the last --warmup_steps is the one parsed
     return out
 
 
@@ -330,6 +388,10 @@ def translate_legacy_dict(options: dict[str, Any]) -> dict[str, Any]:
                 continue
             key = new
         out[key] = value
+    if "warmup_ratio" in options:
+        fraction = warmup_from_ratio(options["warmup_ratio"], out.get("warmup_steps"))
+        if fraction is not None:
+            out["warmup_steps"] = fraction
     return out
 
 

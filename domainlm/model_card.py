@@ -137,6 +137,17 @@ def _architecture(model: Any) -> str:
     )
 
 
+def _warmup(args: TrainingArguments, steps: int | None) -> str:
+    """``--warmup_steps`` as words: below 1 it is a fraction of the optimizer steps (transformers 5)."""
+    warmup = args.warmup_steps
+    if 0 < warmup < 1:
+        n = args.get_warmup_steps(steps) if steps else None
+        counted = "" if n is None else f" ({n} step{'' if n == 1 else 's'})"
+        return f"warm-up over the first {warmup * 100:g}% of the steps{counted}"
+    n = int(warmup)
+    return f"{n} warm-up step{'' if n == 1 else 's'}"
+
+
 def _precision(args: TrainingArguments) -> str:
     return "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
 
@@ -161,7 +172,7 @@ def card_facts(
     hyper: dict[str, Any] = {
         "learning rate": args.learning_rate,
         "schedule": f"{args.lr_scheduler_type.value if hasattr(args.lr_scheduler_type, 'value') else args.lr_scheduler_type}, "
-        f"{args.warmup_steps} warm-up steps",
+        f"{_warmup(args, steps)}",
         "epochs": args.num_train_epochs if args.max_steps <= 0 else f"max {args.max_steps} steps",
         "batch per device": args.per_device_train_batch_size,
         "gradient accumulation": args.gradient_accumulation_steps,

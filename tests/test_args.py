@@ -214,3 +214,24 @@ def test_one_set_of_boolean_words_for_every_flag():
     # the 4.x switch takes the same words as its value
     assert translate_legacy_argv(["--group_by_length", "t"]) == ["--train_sampling_strategy", "group_by_length"]
     assert translate_legacy_argv(["--group_by_length", "n", "--do_train"]) == ["--do_train"]
+
+
+def test_warmup_ratio_of_4x_is_warmup_steps_below_one(tmp_path):
+    """transformers 5 dropped --warmup_ratio; --warmup_steps below 1 is the same fraction of the steps."""
+    assert translate_legacy_argv(["--warmup_ratio", "0.1", "--do_train"]) == ["--do_train", "--warmup_steps", "0.1"]
+    assert translate_legacy_argv(["--warmup_steps", "0", "--warmup_ratio=0.2"]) == [
+        "--warmup_steps", "0", "--warmup_steps", "0.2"]  # fmt: skip
+    # as in 4.x, --warmup_steps over 0 decides
+    assert translate_legacy_argv(["--warmup_ratio", "0.1", "--warmup_steps", "5"]) == ["--warmup_steps", "5"]
+    assert translate_legacy_dict({"warmup_ratio": 0.25, "adafactor": True}) == {
+        "warmup_steps": 0.25,
+        "optim": "adafactor",
+    }
+    for bad in ("1", "1.5", "-0.1", "ten"):
+        with pytest.raises(UserError, match=rf"--warmup_ratio {bad}: give a fraction of the training steps"):
+            translate_legacy_argv(["--warmup_ratio", bad])
+    _, _, _, training = parse_args(
+        [*BASE, "--output_dir", str(tmp_path), "--warmup_ratio", "0.1", "--adafactor", "--fp16_opt_level", "O2"]
+    )
+    assert training.warmup_steps == 0.1 and training.get_warmup_steps(50) == 5
+    assert training.optim == "adafactor"
