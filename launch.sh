@@ -76,6 +76,8 @@ export HF_HUB_OFFLINE=${HF_HUB_OFFLINE:-$([[ -z "$MODEL" ]] && echo 1 || echo 0)
 export TOKENIZERS_PARALLELISM=false
 
 step() { echo; echo "=== [$((SECONDS - START))s] $*"; }
+# Ctrl-C: each step's program prints one line (run_clm.py: how to go on) and the script stops with status 130
+trap 'INTERRUPTED=1' INT
 
 step "1/5 preparing $DATA -> $WORK_DIR/data"
 # PREPARE_ARGS and TRAIN_ARGS are split into flags at spaces
@@ -119,13 +121,20 @@ if [[ -n "$HOSTFILE" ]]; then
   } >"$NODE_ENV"
   LAUNCH=(deepspeed --hostfile "$HOSTFILE" --master_port "$MASTER_PORT" --venv_script "$NODE_ENV")
 fi
-"${LAUNCH[@]}" run_clm.py --deepspeed "$DS_CONFIG" "${MODEL_ARGS[@]}" \
+# The deepspeed command itself ignores Ctrl-C (it would print a traceback): its launcher stops the ranks,
+# and they print the line.
+STATUS=0
+(trap '' INT; exec "${LAUNCH[@]}" run_clm.py --deepspeed "$DS_CONFIG" "${MODEL_ARGS[@]}" \
   --train_file "$WORK_DIR/data/train.csv" --validation_file "$WORK_DIR/data/validation.csv" \
   --do_train --do_eval --eval_before_training --eval_strategy epoch --save_strategy no --logging_steps 10 \
   --num_train_epochs "$EPOCHS" --per_device_train_batch_size "$BATCH_SIZE" --per_device_eval_batch_size "$BATCH_SIZE" \
   --gradient_accumulation_steps "$GRAD_ACCUM" --learning_rate "$LR" --warmup_steps 10 --weight_decay 0.01 \
   --block_size "$BLOCK_SIZE" --group_by_length --output_dir "$OUT" --overwrite_output_dir \
-  --report_to tensorboard --disable_tqdm true $PRECISION $TRAIN_ARGS
+  --report_to tensorboard --disable_tqdm true $PRECISION $TRAIN_ARGS) || STATUS=$?
+if [[ "$STATUS" != 0 ]]; then
+  [[ -n "${INTERRUPTED:-}" ]] && exit 130
+  exit "$STATUS"
+fi
 # the evaluation files of an earlier model in this folder would describe another model
 rm -f "$OUT"/{report.md,eval_results.json,eval_samples.jsonl,loss.png,keyword_coverage.png}
 

@@ -9,7 +9,8 @@
 - **Divergence.** A NaN or infinite training loss stops the run before the update it would cause, a
   checkpoint is never written from weights that are not finite, and a long run of skipped (overflowing)
   fp16 steps stops the run too. The last good checkpoint stays where it is.
-- **Ctrl-C.** It stops the run even when Python drops its ``KeyboardInterrupt`` (``CtrlC``).
+- **Ctrl-C.** It stops the run even when Python drops its ``KeyboardInterrupt`` (``CtrlC``). SIGTERM
+  stops it the same way: it is how the DeepSpeed launcher passes Ctrl-C on, and how schedulers stop jobs.
 """
 
 from __future__ import annotations
@@ -605,23 +606,29 @@ class CtrlC(TrainerCallback):
     bar or a file that the garbage collector closes while a checkpoint is written) it only prints
     "Exception ignored in ..." and goes on, and so would training, to the end. While ``watching``, the
     SIGINT handler also remembers the signal, and the next step, save, log or evaluation raises it again.
+    SIGTERM gets the same handler: the DeepSpeed launcher answers Ctrl-C by sending it to each rank, and
+    a batch scheduler stops a job with it. The run then ends with the same line as after Ctrl-C (how to go
+    on) instead of vanishing without a word.
     """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.pending = False
 
     @contextmanager
     def watching(self) -> Iterator[None]:
-        """Install the handler (main thread only; elsewhere SIGINT is not delivered) and put back the previous one."""
+        """Install the handler (main thread only; elsewhere signals are not delivered) and put back the previous ones."""
         if threading.current_thread() is not threading.main_thread():
             yield
             return
         self.pending = False
-        previous = signal.signal(signal.SIGINT, self._on_sigint)
+        previous = {signum: signal.signal(signum, self._on_sigint) for signum in self.SIGNALS}
         try:
             yield
         finally:
-            signal.signal(signal.SIGINT, previous)
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     def _on_sigint(self, signum: int, frame: Any) -> None:
         self.pending = True

@@ -132,8 +132,10 @@ def test_a_broken_pipe_that_is_not_standard_output_keeps_its_traceback(monkeypat
         run_cli(socket_closed)
 
 
-def test_sigint_during_training_says_how_to_continue(tmp_path, tiny_model_dir, records_dir):
-    """A real Ctrl-C (SIGINT) to ``run_clm.py`` once a checkpoint is written: one line, status 130."""
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_sigint_during_training_says_how_to_continue(tmp_path, tiny_model_dir, records_dir, signame):
+    """A real Ctrl-C (SIGINT) to ``run_clm.py`` once a checkpoint is written: one line, status 130. SIGTERM,
+    which the DeepSpeed launcher sends each rank on Ctrl-C (and schedulers on preemption), ends the same way."""
     import os
     import signal
     import time
@@ -151,7 +153,7 @@ def test_sigint_during_training_says_how_to_continue(tmp_path, tiny_model_dir, r
         while not (out / "checkpoint-2" / "trainer_state.json").exists() and proc.poll() is None:
             assert time.monotonic() < deadline, "no checkpoint-2 after 300 s"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(getattr(signal, signame))
         stdout, stderr = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:

@@ -119,3 +119,35 @@ def test_hostfile_run_gives_every_machine_the_environment(tmp_path):
     assert {"HF_HUB_OFFLINE=1", "TOKENIZERS_PARALLELISM=false", f"VIRTUAL_ENV={venv}"} <= set(seen)
     assert next(line for line in seen if line.startswith("PATH=")).startswith(f"PATH={venv}/bin:")
     assert seen[-1] == f"{venv}/bin/python"
+
+
+def test_ctrl_c_during_training_ends_with_one_line_and_status_130(tmp_path):
+    """Ctrl-C in the terminal reaches every process of the job: the DeepSpeed command prints no traceback,
+    the rank says how to go on, and launch.sh stops with the shell's status for it."""
+    import signal
+    import subprocess
+    import time
+
+    work = tmp_path / "work"
+    settings = {**SMALL, "EPOCHS": "200", "EVAL_PROMPTS": "0", "WORK_DIR": str(work), "TRAIN_ARGS": "--logging_steps 1"}
+    log = tmp_path / "log.txt"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(launch_command(**settings), cwd=tmp_path, env=script_env(), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while "'loss'" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole foreground group
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    text = log.read_text()
+    assert proc.returncode == 130, text[-3000:]
+    assert "Traceback" not in text and "4/5" not in text
+    assert (
+        f"interrupted; no checkpoint in {work / 'finetuned'} yet to continue from: the same command starts afresh"
+        in text
+    )
