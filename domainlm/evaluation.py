@@ -46,6 +46,8 @@ REP_N = 4  # rep-4: the n of the repeated n-gram rate
 CONDITIONS = ("conditioned", "title_only", "reference")
 OPENING_TOKENS = 16  # plain text: each validation text is continued from its first 16 tokens
 INIT_SEED = 42  # the Trainer's default --seed, for folders whose all_results.json does not name one
+EVAL_RESULTS_FILE = "eval_results.json"
+EVAL_SAMPLES_FILE = "eval_samples.jsonl"
 _WORD = re.compile(r"\w+")
 
 
@@ -419,11 +421,39 @@ def run_evaluation(
     if not plain:
         results["skipped_without_keywords"] = skipped
     output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(output_dir / "eval_results.json", results)
-    write_jsonl(output_dir / "eval_samples.jsonl", samples)
+    write_json(output_dir / EVAL_RESULTS_FILE, results)
+    write_jsonl(output_dir / EVAL_SAMPLES_FILE, samples)
     trainer_state = _read_json(model_dir / "trainer_state.json")
     (write_text_report if plain else write_report)(output_dir, results, samples, trainer_state)
     return results
+
+
+def earlier_evaluation(folder: str | Path) -> list[str]:
+    """The names of the files that ``run_evaluation`` wrote into ``folder``, its ``report.md`` last.
+
+    The report is written last and recognised by its text (``domainlm.report.is_report``); with it go the
+    files it names (its plots, ``eval_results.json``, ``eval_samples.jsonl``) that are not newer than it,
+    so none that someone put in their place since. Without such a report: none, and files of the same
+    names are left alone (not known to be an evaluation's).
+    """
+    from domainlm.report import COVERAGE_PNG, LOSS_PNG, REPORT_FILE, is_report
+
+    folder = Path(folder)
+    report = folder / REPORT_FILE
+    try:
+        written = report.stat().st_mtime
+        text = report.read_text(encoding="utf-8") if report.is_file() else ""
+    except (OSError, UnicodeDecodeError):  # none, a folder of that name, or not a text
+        return []
+    if not is_report(text):
+        return []
+    names = []
+    for name in (EVAL_RESULTS_FILE, EVAL_SAMPLES_FILE, LOSS_PNG, COVERAGE_PNG):
+        path = folder / name
+        named = f"({name})" in text or f"`{name}`" in text  # a plot's link, or "Per-sample values: `...`"
+        if named and path.is_file() and path.stat().st_mtime <= written:
+            names.append(name)
+    return [*names, REPORT_FILE]
 
 
 def perplexities(model: Any, tokenizer: Any, model_dir: Path, val_texts: list[str], base: str | None) -> dict:

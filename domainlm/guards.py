@@ -139,9 +139,12 @@ def _ranks(ranks: list[int]) -> str:
     return f"rank{'s' if len(ranks) > 1 else ''} {text}"
 
 
-# What a run leaves in output_dir before its first checkpoint: TensorBoard logs, the optimizer's groups,
-# samples (a new run starts them afresh). With checkpoints a resume cannot use, losing them loses nothing.
-BEFORE_FIRST_CHECKPOINT = ("runs", "optimizer_groups.json", "samples.jsonl")
+# What a run rewrites in output_dir while it trains: the optimizer's groups, samples (a resumed run continues
+# them; a new run removes an earlier run's at its start: ``domainlm.train.remove_earlier_run_files``).
+RUN_FILES = ("optimizer_groups.json", "samples.jsonl")
+# What a run leaves in output_dir before its first checkpoint: TensorBoard logs (one folder per run, an
+# earlier run's kept beside) and the files above. With checkpoints a resume cannot use, losing them loses nothing.
+BEFORE_FIRST_CHECKPOINT = ("runs", *RUN_FILES)
 
 
 def files_at_stake(output_dir: str | os.PathLike) -> list[str]:

@@ -14,11 +14,19 @@ from typing import Any
 
 from domainlm.tables import atomic_write
 
+REPORT_FILE = "report.md"
 LOSS_PNG = "loss.png"
 COVERAGE_PNG = "keyword_coverage.png"
+_HEADING = "# Evaluation of `"  # the first line of both reports
+_METHODS = "\n## How the figures are computed\n"  # and their last section
 LABELS = {"conditioned": "title + keywords", "title_only": "title only", "reference": "real validation bodies"}
 TEXT_LABELS = {"continued": "generated continuations", "reference": "the real rest of the texts"}
 SAMPLE_WORDS = 120
+
+
+def is_report(text: str) -> bool:
+    """Whether ``text`` is a report that ``write_report`` or ``write_text_report`` wrote (not a person's own)."""
+    return text.startswith(_HEADING) and _METHODS in text
 
 
 def _pyplot() -> Any:
@@ -218,7 +226,7 @@ def write_report(
         else "not comparable (title-only coverage is 0)"
     )
     lines = [
-        f"# Evaluation of `{results['model_dir']}`",
+        f"{_HEADING}{results['model_dir']}`",
         "",
         f"{results['parameters']:,} parameters. {results['prompts']} validation prompts with keywords from "
         f"`{results['validation_file']}` ({results['skipped_without_keywords']} rows without keywords skipped), "
@@ -249,7 +257,7 @@ def write_report(
         "first, and that list is not the posting.",
         *_text_metric_lines(),
     ]
-    return _write(out / "report.md", lines)
+    return _write(out / REPORT_FILE, lines)
 
 
 def _text_metric_lines() -> list[str]:
@@ -328,7 +336,7 @@ def write_text_report(
             "",
         ]
     lines = [
-        f"# Evaluation of `{results['model_dir']}`",
+        f"{_HEADING}{results['model_dir']}`",
         "",
         f"{results['parameters']:,} parameters. Plain text: each of {results['prompts']} validation texts from "
         f"`{results['validation_file']}` is continued from its first tokens (at most "
@@ -349,4 +357,4 @@ def write_text_report(
         "",
         *_text_metric_lines(),
     ]
-    return _write(out / "report.md", lines)
+    return _write(out / REPORT_FILE, lines)

@@ -304,6 +304,9 @@ def run(
         results["model_name_or_path"] = str(start.resolve()) if start.is_dir() else model_args.model_name_or_path
     out = Path(training_args.output_dir)
     if training_args.do_train:
+        if resume is None:
+            remove_earlier_run_files(training_args)
+            trainer.accelerator.wait_for_everyone()  # removed on every machine before any process writes its own
         result = trainer.train(resume_from_checkpoint=resume)
         results.update({f"train_{k}" if not k.startswith("train_") else k: v for k, v in result.metrics.items()})
         results["train_samples"] = len(splits["train"])
@@ -311,6 +314,8 @@ def run(
         use_cache, model.config.use_cache = model.config.use_cache, True  # saved folder generates with a cache
         save_trained_model(trainer, out)
         model.config.use_cache = use_cache
+        if trainer.is_world_process_zero():  # the process that saved it
+            remove_earlier_evaluation(out)
     if training_args.do_eval:
         metrics = trainer.evaluate()
         from domainlm.metrics import perplexity
@@ -338,6 +343,35 @@ def run(
             write_model_card(out, facts)
         logger.info("results: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
     return results
+
+
+def remove_earlier_run_files(training_args: TrainingArguments) -> None:
+    """A new run, not a resumed one: the files that an earlier run in ``output_dir`` rewrote while it trained
+    (``domainlm.guards.RUN_FILES``: samples.jsonl, optimizer_groups.json) go before this run trains. This run
+    may write neither (no --sample_every_steps, no layer groups), and would otherwise leave the earlier run's
+    next to its model, or add its samples to them. Removed by the processes that write them."""
+    from domainlm.guards import RUN_FILES
+
+    if not training_args.should_save:
+        return
+    for name in RUN_FILES:
+        path = Path(training_args.output_dir) / name
+        if path.is_file():
+            path.unlink()
+            logger.info("removed %s: an earlier run's, and this run starts afresh", path)
+
+
+def remove_earlier_evaluation(output_dir: Path) -> None:
+    """Once this run's model is saved: the evaluation of the model it replaced (evaluate_model.py's report.md,
+    its plots, eval_results.json, eval_samples.jsonl: ``domainlm.evaluation.earlier_evaluation``) would describe
+    another model. Until then it stays, next to the weights it describes; the report goes last."""
+    from domainlm.evaluation import earlier_evaluation
+
+    names = earlier_evaluation(output_dir)
+    for name in names:
+        (output_dir / name).unlink(missing_ok=True)
+    if names:
+        logger.info("removed the evaluation of the model this run replaced from %s: %s", output_dir, ", ".join(names))
 
 
 def apply_freezing(model: Any, model_args: Any, training_args: TrainingArguments) -> Any:

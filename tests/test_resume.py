@@ -354,6 +354,43 @@ def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_model_dir, r
     }
 
 
+def test_a_resumed_run_continues_the_samples_and_optimizer_groups_of_the_run_it_resumes(
+    tmp_path, tiny_model_dir, records_dir, monkeypatch
+):
+    """A new run removes an earlier run's samples.jsonl and optimizer_groups.json at its start; a resumed one
+    keeps them: the samples up to its checkpoint, then its own."""
+    import domainlm.modeling
+
+    real = domainlm.modeling.load_model
+
+    def load_and_crash_at_step_6(*args, **kwargs):
+        model = real(*args, **kwargs)
+        calls = {"n": 0}
+
+        def hook(module, inputs, output):
+            calls["n"] += module.training
+            if calls["n"] == 6:
+                raise RuntimeError("power cut")
+            return output
+
+        model.register_forward_hook(hook)
+        return model
+
+    out = tmp_path / "out"
+    argv = run_args(tiny_model_dir, records_dir, out, "--sample_every_steps", "2", "--num_samples", "1",
+                    "--sample_max_new_tokens", "3", "--layerwise_lr_decay", "0.8")  # fmt: skip
+    monkeypatch.setattr(domainlm.modeling, "load_model", load_and_crash_at_step_6)
+    with pytest.raises(RuntimeError, match=r"^power cut$"):
+        main(argv)
+    monkeypatch.setattr(domainlm.modeling, "load_model", real)
+    steps = lambda: [json.loads(line)["step"] for line in (out / "samples.jsonl").read_text().splitlines()]  # noqa: E731
+    assert steps() == [2, 4] and [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
+    groups = (out / "optimizer_groups.json").read_text()
+    main(argv)
+    assert steps() == [2, 4, 6, 8]
+    assert (out / "optimizer_groups.json").read_text() == groups
+
+
 # --- through the real scripts -------------------------------------------------------------------------------
 
 

@@ -171,3 +171,88 @@ def test_overlong_rows_in_concat_mode_are_refused_in_one_line(tmp_path, tiny_mod
         f"--overlong error does nothing in concat mode{chose}, which joins the rows and cuts them into --block_size "
         "blocks; pass --sequence_mode records (or packed) to keep rows whole"
     )
+
+
+EVALUATION_FILES = ["eval_results.json", "eval_samples.jsonl", "keyword_coverage.png", "loss.png", "report.md"]
+
+
+def test_a_new_run_leaves_no_file_of_the_earlier_run_that_would_describe_another_model(
+    tmp_path, tiny_model_dir, records_dir, monkeypatch
+):
+    """--overwrite_output_dir over a finished, evaluated model: what the earlier run wrote while it trained
+    (samples.jsonl, optimizer_groups.json) goes at the start; the earlier model's evaluation goes only once
+    the new model is saved (a crash before that leaves it next to the weights it describes); the user's stay."""
+    import domainlm.modeling
+    from domainlm.evaluation import run_evaluation
+    from domainlm.generation import GenerationSettings
+
+    out = tmp_path / "out"
+    data = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
+            "--max_steps", "2", "--per_device_train_batch_size", "8", "--learning_rate", "1e-3", "--logging_steps", "1"]  # fmt: skip
+    main([*data, "--sample_every_steps", "1", "--num_samples", "1", "--sample_max_new_tokens", "3",
+          "--layerwise_lr_decay", "0.8", *common(tmp_path)])  # fmt: skip
+    first_run = sorted(p.name for p in out.iterdir())
+    assert {"samples.jsonl", "optimizer_groups.json", "model.safetensors"} <= set(first_run)
+    assert [json.loads(line)["step"] for line in (out / "samples.jsonl").read_text().splitlines()] == [1, 2]
+    run_evaluation(out, records_dir / "validation.csv", out, GenerationSettings(strategy="greedy", max_new_tokens=3),
+                   num_prompts=1, base=None, progress=False)  # fmt: skip
+    (out / "notes.txt").write_text("mine")
+    (out / "runs").mkdir()
+    (out / "runs" / "events.out.tfevents.1").write_bytes(b"\0")  # TensorBoard's log of the earlier run stays
+    kept = {name: (out / name).read_bytes() for name in [*EVALUATION_FILES, "notes.txt", "model.safetensors"]}
+
+    # the new run crashes before its model is saved: the earlier model keeps its description
+    real = domainlm.modeling.load_model
+
+    def load_and_crash_at_the_first_step(*args, **kwargs):
+        model = real(*args, **kwargs)
+
+        def crash(module, inputs, output):
+            raise RuntimeError("power cut")
+
+        model.register_forward_hook(crash)
+        return model
+
+    monkeypatch.setattr(domainlm.modeling, "load_model", load_and_crash_at_the_first_step)
+    again = [*data, "--overwrite_output_dir", *common(tmp_path)]  # no samples, no layer groups this time
+    with pytest.raises(RuntimeError, match=r"^power cut$"):
+        main(again)
+    assert not (out / "samples.jsonl").exists() and not (out / "optimizer_groups.json").exists()
+    assert {name: (out / name).read_bytes() for name in kept} == kept
+    run_files = {"samples.jsonl", "optimizer_groups.json"}
+    assert sorted(p.name for p in out.iterdir()) == sorted({*first_run, *kept, "runs"} - run_files)
+
+    # the new run saves its model: the earlier model's evaluation goes with it, the user's files stay
+    monkeypatch.setattr(domainlm.modeling, "load_model", real)
+    main(again)
+    assert (out / "model.safetensors").read_bytes() != kept["model.safetensors"]
+    assert (out / "notes.txt").read_text() == "mine" and (out / "runs" / "events.out.tfevents.1").read_bytes() == b"\0"
+    assert sorted(p.name for p in out.iterdir()) == sorted({*first_run, "notes.txt", "runs"} - run_files)
+
+
+def test_files_that_no_evaluation_wrote_stay_when_the_new_model_is_saved(tmp_path, tiny_model_dir, records_dir):
+    """Only what evaluate_model.py wrote goes: its report (recognised by its text) and the files that report
+    names and that are not newer than it; a plot or a report of one's own under the same name stays."""
+    import os
+    import shutil
+
+    from domainlm.evaluation import earlier_evaluation, run_evaluation
+    from domainlm.generation import GenerationSettings
+
+    out = tmp_path / "out"
+    shutil.copytree(tiny_model_dir, out)  # no trainer_state.json: the report has no loss curve
+    run_evaluation(out, records_dir / "validation.csv", out, GenerationSettings(strategy="greedy", max_new_tokens=3),
+                   num_prompts=1, base=None, progress=False)  # fmt: skip
+    (out / "loss.png").write_bytes(b"mine")  # the report names no loss.png
+    later = (out / "report.md").stat().st_mtime_ns + 10**10
+    os.utime(out / "eval_samples.jsonl", ns=(later, later))  # rewritten by someone after the evaluation
+    assert earlier_evaluation(out) == ["eval_results.json", "keyword_coverage.png", "report.md"]
+    kept = {name: (out / name).read_bytes() for name in ("loss.png", "eval_samples.jsonl")}
+    main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
+          "--max_steps", "1", "--per_device_train_batch_size", "8", "--overwrite_output_dir", *common(tmp_path)])  # fmt: skip
+    assert {name: (out / name).read_bytes() for name in kept} == kept
+    assert not any((out / name).exists() for name in ("eval_results.json", "keyword_coverage.png", "report.md"))
+
+    (out / "report.md").write_text("# Evaluation of `my model`\n\nBetter than the last one.\n")
+    (out / "eval_results.json").write_text("{}")
+    assert earlier_evaluation(out) == []  # a report of one's own: nothing is known to be an evaluation's
