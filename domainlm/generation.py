@@ -270,11 +270,31 @@ class RowSampler:
         return out
 
 
-def _generation_config(tokenizer: PreTrainedTokenizerBase, s: GenerationSettings, new: int) -> Any:
+# Settings of the saved generation config that generate.py has no flag for and keeps: which ids may
+# never come (run_clm.py saves the padded embedding rows and <|pad|> in suppress_tokens), and a few more
+# that act on each row's own new tokens, so a row still comes out the same alone or in any batch. The
+# rest is decided by the flags (sampling, beams, lengths, penalties) or by how generate_batch works
+# (left padding, one row per return, plain tensors out); ``min_length`` is left out as it counts the padding.
+KEPT_SAVED_SETTINGS = (
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "bad_words_ids",
+    "sequence_bias",
+    "min_new_tokens",
+    "length_penalty",
+    "exponential_decay_length_penalty",
+)
+
+
+def _generation_config(tokenizer: PreTrainedTokenizerBase, s: GenerationSettings, new: int, saved: Any = None) -> Any:
+    """The config ``generate`` runs with: the flags' settings, and ``KEPT_SAVED_SETTINGS`` of ``saved``
+    (the folder's ``generation_config``)."""
     from transformers import GenerationConfig
 
     eos = tokenizer.eos_token_id
+    kept = {k: getattr(saved, k) for k in KEPT_SAVED_SETTINGS if getattr(saved, k, None) is not None}
     return GenerationConfig(
+        **kept,
         do_sample=False,  # sampling, when asked, is RowSampler's job
         num_beams=s.num_beams or 1,
         num_return_sequences=s.num_return_sequences if s.strategy == "beam" else 1,  # sampling: rows repeated
@@ -292,7 +312,8 @@ def _generation_config(tokenizer: PreTrainedTokenizerBase, s: GenerationSettings
 @contextlib.contextmanager
 def _only_config(model: PreTrainedModel, gen: Any) -> Iterator[None]:
     """``generate`` fills unset values from ``model.generation_config`` (the saved folder samples with
-    top-p 0.95 up to 1,024 tokens) and warns about each clash; swap it for ours during the call."""
+    top-p 0.95 up to 1,024 tokens) and warns about each clash; swap it for ours during the call (which
+    has the saved settings it keeps: ``KEPT_SAVED_SETTINGS``)."""
     saved = model.generation_config
     model.generation_config = gen
     try:
@@ -422,7 +443,7 @@ def generate_batch(
         ids = torch.tensor([[pad] * (width - len(encoded[i])) + encoded[i] for i in rows])
         mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in rows])
         row_seeds = [draw_seed(seeds[i], r) for i in batch for r in range(n_ret)]
-        gen = _generation_config(tokenizer, settings, new)
+        gen = _generation_config(tokenizer, settings, new, saved=model.generation_config)
         with torch.inference_mode(), _only_config(model, gen):
             out = model.generate(
                 input_ids=ids.to(model.device),

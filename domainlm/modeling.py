@@ -6,7 +6,8 @@ works for users who have it); offline, the error says which folder to pass inste
 
 The memory and speed switches of ``ModelArguments`` are applied here, where the model is built:
 the attention kernel (``--attn_implementation``), the fused GELU (``--fused_gelu``) and embedding rows
-padded to a multiple (``--pad_vocab_to_multiple_of``), whose extra ids the generation config suppresses.
+padded to a multiple (``--pad_vocab_to_multiple_of``), whose extra ids the generation config suppresses
+(with ``<|pad|>``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError
-from domainlm.tokenizer import TOKENIZER_FILES, check_pretrained_name, ensure_special_tokens, looks_like_path
+from domainlm.tokenizer import (
+    TOKENIZER_FILES,
+    SpecialSeparatorError,
+    check_pretrained_name,
+    ensure_special_tokens,
+    looks_like_path,
+)
 
 if TYPE_CHECKING:
     from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase, TrainingArguments
@@ -78,7 +85,10 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
         tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
     else:
         tokenizer = _hub_load(AutoTokenizer, name, flag, "tokenizer", **kwargs)
-    ensure_special_tokens(tokenizer)
+    try:
+        ensure_special_tokens(tokenizer)
+    except SpecialSeparatorError as err:
+        raise UserError(f"{flag} {name}: {err}") from None
     return tokenizer
 
 
@@ -299,6 +309,9 @@ def configure_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     gen.max_length = context_length(model.config)
     gen.max_new_tokens = None
     # Embedding rows beyond the tokenizer (--pad_vocab_to_multiple_of, or a model saved that way) have
-    # no text: a sampled one would decode to nothing. Their logits are set to -inf at every step.
+    # no text: a sampled one would decode to nothing. Nor has <|pad|>, which fills batches and is never
+    # a label. Their logits are set to -inf at every step (generate.py keeps this too).
     unused = set(range(len(tokenizer), embedding_rows(model)))
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != tokenizer.eos_token_id:
+        unused.add(tokenizer.pad_token_id)
     gen.suppress_tokens = sorted(unused | set(gen.suppress_tokens or ())) or None

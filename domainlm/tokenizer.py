@@ -110,10 +110,15 @@ def _nonempty(texts: Iterable[str]) -> Iterator[str]:
             yield t
 
 
+class SpecialSeparatorError(ValueError):
+    """The tokenizer has ``<|SEP|>`` as a special token (``load_tokenizer`` names the flag that gave it)."""
+
+
 def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase, sep: bool = True) -> list[str]:
     """Add what is missing: an end-of-text, a pad distinct from it, and ``<|SEP|>``.
 
-    Returns the tokens that were added (the model's embeddings must then be resized).
+    Returns the tokens that were added (the model's embeddings must then be resized). A ``<|SEP|>`` that
+    the tokenizer has as a special token raises ``SpecialSeparatorError``.
     """
     added: list[str] = []
     if tokenizer.eos_token is None:
@@ -127,10 +132,12 @@ def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase, sep: bool = True) 
         if sep_id is None or tokenizer.encode(SEP_TOKEN, add_special_tokens=False) != [sep_id]:
             tokenizer.add_tokens([SEP_TOKEN])  # not special: stays visible in decoded text
             added.append(SEP_TOKEN)
-        elif SEP_TOKEN in tokenizer.all_special_tokens:
-            raise ValueError(
-                f"{SEP_TOKEN} is a special token of this tokenizer, so pipeline output would drop it; "
-                "rebuild the tokenizer with create_tokenizer.py"
+        elif tokenizer.decode([sep_id], skip_special_tokens=True) != SEP_TOKEN:
+            # special: named among the special tokens, or added with add_tokens(..., special_tokens=True)
+            raise SpecialSeparatorError(
+                f"{SEP_TOKEN} is a special token of this tokenizer, so decoding that skips special tokens "
+                "(pipeline output, generate.py) drops it and title, keywords and body cannot be told apart; "
+                f"make the tokenizer with create_tokenizer.py, which adds {SEP_TOKEN} as an ordinary token"
             )
     if added:
         logger.info("added tokens %s; vocabulary is now %d", added, len(tokenizer))

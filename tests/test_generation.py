@@ -304,3 +304,91 @@ def test_a_character_cut_off_by_max_new_tokens_is_dropped_not_shown_as_a_replace
         texts.append(g.text)
     assert texts == [line[1 : 1 + n // 3] for n in range(1, 3 * (len(line) - 1) + 1)]
     assert not any("\ufffd" in t for t in texts)
+
+
+BAD_WORD_ID = 300  # an ordinary token, forbidden by the saved generation config of padded_dir
+
+
+@pytest.fixture(scope="module")
+def padded_dir(tmp_path_factory, tiny_model_dir):
+    """The tiny GPT-2 saved as run_clm.py saves it with --pad_vocab_to_multiple_of 64: 501 tokens, 512 rows
+    (ids 501-511 have no token), and a generation config that also forbids one word (a setting generate.py
+    has no flag for)."""
+    from domainlm.args import ModelArguments
+    from domainlm.modeling import configure_generation, load_model, load_tokenizer
+
+    args = ModelArguments(model_name_or_path=str(tiny_model_dir), pad_vocab_to_multiple_of=64)
+    tok = load_tokenizer(args)
+    model = load_model(args, tok)
+    configure_generation(model, tok)
+    model.generation_config.bad_words_ids = [[BAD_WORD_ID]]
+    out = tmp_path_factory.mktemp("padded")
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def favour(model, ids):
+    """Make ``ids`` the likeliest next tokens by far at every step, as untrained rows could be."""
+    import torch
+
+    bonus = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bonus[ids] = 1e4
+    model.get_output_embeddings().register_forward_hook(lambda m, i, out: out + bonus.to(out))
+
+
+def generated_ids(model):
+    """The new ids of each ``model.generate`` call, collected as the calls happen."""
+    calls, original = [], model.generate
+
+    def spy(*args, **kwargs):
+        out = original(*args, **kwargs)
+        width = kwargs["input_ids"].shape[1] if "input_ids" in kwargs else args[0].shape[1]
+        calls.append(out[:, width:].reshape(-1).tolist())
+        return out
+
+    model.generate = spy
+    return calls
+
+
+@pytest.mark.parametrize(
+    "strategy", [["--strategy", "top_p", "--top_p", "1.0"], ["--strategy", "greedy"],
+                 ["--strategy", "beam", "--num_beams", "3"]], ids=["sampling", "greedy", "beam"],
+)  # fmt: skip
+def test_generate_script_never_writes_padded_rows_pad_or_the_folders_forbidden_words(padded_dir, monkeypatch, strategy):
+    # the saved generation config suppresses the 11 padded rows and <|pad|>, and forbids one word: generate.py
+    # builds its own settings but keeps those, even where the model favours them most
+    import domainlm.generation
+    from generate import main
+
+    calls = []
+
+    def load(*args, **kwargs):
+        model, tok = load_model_dir(*args, device="cpu", progress=False)
+        favour(model, [*range(501, 512), tok.pad_token_id, BAD_WORD_ID])
+        calls.append(generated_ids(model))
+        return model, tok
+
+    monkeypatch.setattr(domainlm.generation, "load_model_dir", load)
+    rows = main(["--model_dir", str(padded_dir), "--quiet", "--prompt", "Baker<|SEP|>bread<|SEP|>",
+                 "--max_new_tokens", "24", *strategy])  # fmt: skip
+    [[ids]] = calls
+    forbidden = {*range(501, 512), 1, BAD_WORD_ID}
+    assert ids and not forbidden & set(ids), sorted(forbidden & set(ids))
+    assert rows[0]["new_tokens"] == 24 or rows[0]["stopped_at_eos"]
+
+
+def test_pipeline_of_the_saved_folder_never_writes_padded_rows_or_pad(padded_dir):
+    import torch
+    from transformers import pipeline
+
+    generator = pipeline("text-generation", model=str(padded_dir))
+    assert generator.model.generation_config.suppress_tokens == [1, *range(501, 512)]
+    favour(generator.model, [*range(501, 512), generator.tokenizer.pad_token_id])
+    torch.manual_seed(0)
+    [out] = generator("Baker<|SEP|>bread<|SEP|>", top_p=1.0, top_k=0, max_new_tokens=24, return_tensors=True)
+    new = out["generated_token_ids"][len(generator.tokenizer("Baker<|SEP|>bread<|SEP|>")["input_ids"]) :]
+    assert len(new) == 24 and not {*range(501, 512), 1} & set(new)
+    # the control: without the suppression, the favoured ids win every step
+    [out] = generator("Baker<|SEP|>bread<|SEP|>", suppress_tokens=[], max_new_tokens=4, return_tensors=True)
+    assert all(t >= 501 or t == 1 for t in out["generated_token_ids"][-4:])

@@ -57,7 +57,7 @@ def test_gpt_neo_folder_with_zero3_padded_vocab_and_fused_gelu(tmp_path, bpe_tok
           "--pad_vocab_to_multiple_of", "64", "--fused_gelu", "--attn_implementation", "eager")  # fmt: skip
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.vocab_size == 512 and model.config.activation_function == "gelu_pytorch_tanh"
-    assert model.generation_config.suppress_tokens == list(range(501, 512))
+    assert model.generation_config.suppress_tokens == [1, *range(501, 512)]  # <|pad|> and the padded rows
     # the full weights, gathered from the ZeRO-3 partitions, not empty placeholders
     n = sum({p.data_ptr(): p.numel() for p in model.parameters()}.values())
     assert n * 4 <= (out / "model.safetensors").stat().st_size < n * 4 * 1.6

@@ -118,3 +118,51 @@ def test_create_tokenizer_says_when_the_corpus_gives_fewer_tokens(corpus, tmp_pa
     assert status == 0 and out.startswith("tokenizer: 259 tokens, ") and "corpus gave only" not in out
     small = AutoTokenizer.from_pretrained(tmp_path / "small")
     assert small.decode(small.encode(TEXTS[0])) == TEXTS[0]
+
+
+def special_sep_tokenizer(folder, how):
+    """A tokenizer folder in which <|SEP|> is a special token: skip_special_tokens decoding drops it."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GPT2TokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=[EOS_TOKEN, PAD_TOKEN], show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())  # fmt: skip
+    backend.train_from_iterator(TEXTS, trainer=trainer)
+    tok = GPT2TokenizerFast(tokenizer_object=backend, eos_token=EOS_TOKEN, pad_token=PAD_TOKEN)
+    if how == "add_tokens":
+        tok.add_tokens([SEP_TOKEN], special_tokens=True)
+    else:
+        tok.add_special_tokens({"additional_special_tokens": [SEP_TOKEN]})
+    tok.save_pretrained(folder)
+    again = AutoTokenizer.from_pretrained(folder)
+    assert again.decode(again.encode(TEXTS[0]), skip_special_tokens=True).count(SEP_TOKEN) == 0  # the problem
+    return folder
+
+
+@pytest.mark.parametrize("how", ["add_tokens", "additional_special_tokens"])
+def test_a_tokenizer_whose_sep_is_special_is_refused_in_one_line(how, tmp_path, capsys, monkeypatch):
+    # decoded with skip_special_tokens (pipeline output, generate.py), the separators would vanish and
+    # title, keywords and body could not be told apart: run_clm.py refuses such a --tokenizer_name first
+    import domainlm.data
+    from domainlm.errors import run_cli
+    from domainlm.train import main
+
+    folder = special_sep_tokenizer(tmp_path / "tok", how)
+    forbid(monkeypatch, (domainlm.data, "load_splits"))
+    (tmp_path / "train.csv").write_text("text\n" + "\n".join(f'"{t}"' for t in TEXTS) + "\n", encoding="utf-8")
+    argv = ["--model_type", "gpt2", "--config_overrides", "n_layer=1,n_embd=16,n_head=2,n_positions=64",
+            "--tokenizer_name", str(folder), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+            "--output_dir", str(tmp_path / "out"), "--report_to", "none"]  # fmt: skip
+    status = run_cli(main, argv)
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("error: ")]
+    assert status == 2 and len(lines) == 1, err
+    assert lines[0] == (
+        f"error: --tokenizer_name {folder}: {SEP_TOKEN} is a special token of this tokenizer, so decoding that skips "
+        "special tokens (pipeline output, generate.py) drops it and title, keywords and body cannot be told apart; "
+        f"make the tokenizer with create_tokenizer.py, which adds {SEP_TOKEN} as an ordinary token"
+    )
+    assert "Traceback" not in err and not (tmp_path / "out" / "model.safetensors").exists()
