@@ -227,7 +227,7 @@ def base_model(base: str, model_dir: Path, tokenizer: Any) -> tuple[Any, str]:
     from transformers import AutoConfig, AutoModelForCausalLM, set_seed
 
     if base == "init":
-        seed = (_read_json(model_dir / "all_results.json") or {}).get("seed", INIT_SEED)
+        seed = (read_json_or_none(model_dir / "all_results.json") or {}).get("seed", INIT_SEED)
         config = AutoConfig.from_pretrained(model_dir)
         rows = config.vocab_size
         config.vocab_size = min(rows, len(tokenizer))
@@ -258,7 +258,7 @@ def started_from(base: str | None, model_dir: Path) -> str | None:
     """``init`` for a run that started from a model (recorded in all_results.json) is that model, not a
     fresh initialisation: the weights training started from, as for a run from scratch. A UserError
     names both when that model cannot be loaded here."""
-    start = (_read_json(model_dir / "all_results.json") or {}).get("model_name_or_path") if base == "init" else None
+    start = (read_json_or_none(model_dir / "all_results.json") or {}).get("model_name_or_path") if base == "init" else None
     if not start:
         return base
     try:
@@ -363,7 +363,7 @@ def validation_texts(rows: Sequence[dict[str, Any]]) -> list[str]:
     return [t.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n") for t in texts]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def read_json_or_none(path: Path) -> dict[str, Any] | None:
     import json
 
     if not path.is_file():
@@ -423,7 +423,7 @@ def run_evaluation(
     output_dir.mkdir(parents=True, exist_ok=True)
     write_json(output_dir / EVAL_RESULTS_FILE, results)
     write_jsonl(output_dir / EVAL_SAMPLES_FILE, samples)
-    trainer_state = _read_json(model_dir / "trainer_state.json")
+    trainer_state = read_json_or_none(model_dir / "trainer_state.json")
     (write_text_report if plain else write_report)(output_dir, results, samples, trainer_state)
     return results
 
@@ -467,7 +467,7 @@ def perplexities(model: Any, tokenizer: Any, model_dir: Path, val_texts: list[st
             out["before"] = perplexity_of(before.to(model.device), tokenizer, val_texts)
             out["base_model"] = what
             del before
-    all_results = _read_json(model_dir / "all_results.json") or {}
+    all_results = read_json_or_none(model_dir / "all_results.json") or {}
     if "eval_perplexity" in all_results:
         out["training_eval"] = all_results["eval_perplexity"]
     if "eval_before_perplexity" in all_results:

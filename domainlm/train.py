@@ -323,6 +323,8 @@ def run(
         metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
         metrics["eval_samples"] = len(splits["validation"])
         results.update(metrics)
+    if not training_args.do_train:
+        results = evaluation_only_results(out, results)
     if trainer.is_world_process_zero():
         write_json(out / "all_results.json", results)
         if training_args.do_train:
@@ -343,6 +345,23 @@ def run(
             write_model_card(out, facts)
         logger.info("results: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
     return results
+
+
+TRAINING_KEYS = ("seed", "model_name_or_path")  # how the model was trained: evaluate_model.py --base_model init
+
+
+def evaluation_only_results(output_dir: Path, results: dict[str, Any]) -> dict[str, Any]:
+    """``--do_eval`` without ``--do_train``: the evaluation's figures, added to the ``all_results.json``
+    already in ``output_dir`` (a trained folder evaluated again), whose training figures, seed and starting
+    model stay. This run trained nothing, so it records no seed or starting model of its own: they would
+    tell ``evaluate_model.py --base_model init`` to compare the folder with itself or another initialisation."""
+    from domainlm.evaluation import read_json_or_none
+
+    fresh = {k: v for k, v in results.items() if k not in TRAINING_KEYS and k != "epoch"}
+    earlier = read_json_or_none(output_dir / "all_results.json")
+    if not isinstance(earlier, dict):
+        return fresh
+    return {**earlier, **{k: v for k, v in fresh.items() if k.startswith("eval_") or k not in earlier}}
 
 
 def remove_earlier_run_files(training_args: TrainingArguments) -> None:

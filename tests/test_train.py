@@ -256,3 +256,28 @@ def test_files_that_no_evaluation_wrote_stay_when_the_new_model_is_saved(tmp_pat
     (out / "report.md").write_text("# Evaluation of `my model`\n\nBetter than the last one.\n")
     (out / "eval_results.json").write_text("{}")
     assert earlier_evaluation(out) == []  # a report of one's own: nothing is known to be an evaluation's
+
+
+def test_evaluating_a_trained_folder_again_keeps_how_it_was_trained(tmp_path, tiny_model_dir, records_dir):
+    """--do_eval alone into the trained folder: the new figures join all_results.json; the training figures,
+    the seed and the starting model stay (evaluate_model.py --base_model init reads the last two)."""
+    out = tmp_path / "out"
+    data = ["--validation_file", str(records_dir / "validation.csv"), "--per_device_eval_batch_size", "8"]
+    main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
+          "--do_eval", "--max_steps", "2", "--per_device_train_batch_size", "8", *data, *common(tmp_path)])  # fmt: skip
+    trained = json.loads((out / "all_results.json").read_text())
+    assert trained["seed"] == 1 and trained["model_name_or_path"] == str(tiny_model_dir.resolve())
+    main(["--model_name_or_path", str(out), "--do_eval", *data, "--output_dir", str(out), "--report_to", "none",
+          "--disable_tqdm", "true"])  # fmt: skip
+    again = json.loads((out / "all_results.json").read_text())
+    for key in ("seed", "model_name_or_path", "train_loss", "train_samples", "epoch", "sequence_mode", "block_size"):
+        assert again[key] == trained[key], key
+    assert again["eval_loss"] == pytest.approx(trained["eval_loss"], rel=1e-5)  # the same weights, evaluated again
+
+    # into a folder of its own: the evaluation's figures, no seed or starting model (nothing was trained)
+    alone = tmp_path / "alone"
+    main(["--model_name_or_path", str(out), "--do_eval", *data, "--output_dir", str(alone), "--report_to", "none",
+          "--disable_tqdm", "true"])  # fmt: skip
+    results = json.loads((alone / "all_results.json").read_text())
+    assert "seed" not in results and "model_name_or_path" not in results and "train_loss" not in results
+    assert results["eval_loss"] == pytest.approx(trained["eval_loss"], rel=1e-5) and results["eval_samples"] == 8
