@@ -258,7 +258,9 @@ def started_from(base: str | None, model_dir: Path) -> str | None:
     """``init`` for a run that started from a model (recorded in all_results.json) is that model, not a
     fresh initialisation: the weights training started from, as for a run from scratch. A UserError
     names both when that model cannot be loaded here."""
-    start = (read_json_or_none(model_dir / "all_results.json") or {}).get("model_name_or_path") if base == "init" else None
+    start = (
+        (read_json_or_none(model_dir / "all_results.json") or {}).get("model_name_or_path") if base == "init" else None
+    )
     if not start:
         return base
     try:
@@ -472,6 +474,8 @@ def perplexities(model: Any, tokenizer: Any, model_dir: Path, val_texts: list[st
         out["training_eval"] = all_results["eval_perplexity"]
     if "eval_before_perplexity" in all_results:
         out["training_eval_before"] = all_results["eval_before_perplexity"]
+    if "training_eval" in out and all_results.get("loss_on", "all") != "all":
+        out["training_eval_loss_on"] = all_results["loss_on"]  # training evaluated the bodies alone
     return out
 
 

@@ -113,7 +113,13 @@ def render_model_card(facts: CardFacts) -> str:
     if metric_rows or other:
         lines += ["## Results", ""]
         if metric_rows:
-            lines += ["Evaluation on the validation split:", "", "| metric | before training | after training |",
+            split = "Evaluation on the validation split" + (
+                " (its postings' bodies and end-of-text alone, as trained with `--loss_on body`; "
+                "title and keywords carry no loss)"
+                if facts.results.get("loss_on") == "body"
+                else ""
+            )
+            lines += [f"{split}:", "", "| metric | before training | after training |",
                       "|---|---|---|", *metric_rows, ""]  # fmt: skip
         for k, v in other.items():
             lines.append(f"- {k.replace('_', ' ')}: {_fmt(v)}")

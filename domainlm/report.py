@@ -22,6 +22,8 @@ _METHODS = "\n## How the figures are computed\n"  # and their last section
 LABELS = {"conditioned": "title + keywords", "title_only": "title only", "reference": "real validation bodies"}
 TEXT_LABELS = {"continued": "generated continuations", "reference": "the real rest of the texts"}
 SAMPLE_WORDS = 120
+# what a run with --loss_on body evaluated: not comparable with a perplexity over whole texts
+BODY_ONLY = ", on the posting bodies and end-of-text alone: `--loss_on body`"
 
 
 def is_report(text: str) -> bool:
@@ -163,7 +165,8 @@ def _perplexity_lines(ppl: dict[str, Any], trainer_state: dict[str, Any] | None)
         before = ppl.get("training_eval_before")
         lines.append(
             f"Training's own final evaluation (`eval_perplexity` in `all_results.json`, token-weighted over "
-            f"the blocks it evaluated): {_fmt(ppl['training_eval'], 'num')}"
+            f"the blocks it evaluated{BODY_ONLY if ppl.get('training_eval_loss_on') == 'body' else ''}): "
+            f"{_fmt(ppl['training_eval'], 'num')}"
             + (f"; before training (`eval_before_perplexity`): {_fmt(before, 'num')}." if before is not None else ".")
         )
         lines.append("")

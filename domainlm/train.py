@@ -299,6 +299,8 @@ def run(
 
     # the seed, or the model started from: evaluate_model.py --base_model init takes the weights training started from
     results: dict[str, Any] = {"sequence_mode": mode, "block_size": block_size, "seed": training_args.seed}
+    if data_args.loss_on != "all":  # the eval_* figures cover the posting bodies alone
+        results["loss_on"] = data_args.loss_on
     if model_args.model_name_or_path:  # a folder as an absolute path: evaluation may run from elsewhere
         start = Path(model_args.model_name_or_path)
         results["model_name_or_path"] = str(start.resolve()) if start.is_dir() else model_args.model_name_or_path
@@ -361,7 +363,9 @@ def evaluation_only_results(output_dir: Path, results: dict[str, Any]) -> dict[s
     earlier = read_json_or_none(output_dir / "all_results.json")
     if not isinstance(earlier, dict):
         return fresh
-    return {**earlier, **{k: v for k, v in fresh.items() if k.startswith("eval_") or k not in earlier}}
+    merged = {**earlier, **{k: v for k, v in fresh.items() if k.startswith("eval_") or k not in earlier}}
+    merged.pop("loss_on", None)  # it says what the eval_* figures cover: this evaluation's
+    return {**merged, **({"loss_on": fresh["loss_on"]} if "loss_on" in fresh else {})}
 
 
 def remove_earlier_run_files(training_args: TrainingArguments) -> None:

@@ -149,16 +149,24 @@ def test_the_card_states_what_was_trained_and_how(tmp_path, tiny_model_dir, reco
     main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
           "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "8", "--save_strategy", "no",
           "--report_to", "none", "--unfreeze_schedule", "0:1,1:all", "--layerwise_lr_decay", "0.8", "--loss_on", "body",
-          "--shuffle_keywords", "--overlong", "truncate", "--warmup_ratio", "0.5"])  # fmt: skip
+          "--shuffle_keywords", "--overlong", "truncate", "--warmup_ratio", "0.5", "--do_eval", "--validation_file",
+          str(records_dir / "validation.csv")])  # fmt: skip
     card = (out / "README.md").read_text()
-    for row in ("| schedule | linear, warm-up over the first 50% of the steps (1 step) |","| gradual unfreezing | 0:1,1:all (steps) |", "| layer-wise rate decay | x0.8 per layer group below the head |",
+    assert (
+        "Evaluation on the validation split (its postings' bodies and end-of-text alone, as trained with "
+        "`--loss_on body`; title and keywords carry no loss):" in card
+    )
+    for row in ("| schedule | linear, warm-up over the first 50% of the steps (1 step) |",
+                "| gradual unfreezing | 0:1,1:all (steps) |", "| layer-wise rate decay | x0.8 per layer group below the head |",
                 "| loss on | the posting body and end-of-text (title and keywords masked) |",
                 "| keyword order | reshuffled every epoch |", "| records over the block | truncate |"):  # fmt: skip
         assert row in card, row
     main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
           "--output_dir", str(tmp_path / "plain"), "--max_steps", "1", "--save_strategy", "no", "--report_to", "none",
-          "--unfreeze_last_n", "1", "--warmup_steps", "10"])  # fmt: skip
+          "--unfreeze_last_n", "1", "--warmup_steps", "10", "--do_eval", "--validation_file",
+          str(records_dir / "validation.csv")])  # fmt: skip
     plain = (tmp_path / "plain" / "README.md").read_text()
     assert "| schedule | linear, 10 warm-up steps |" in plain
     assert "| trained | the last block, the final norm and the head |" in plain
     assert "loss on" not in plain and "keyword order" not in plain and "layer-wise" not in plain
+    assert "Evaluation on the validation split:" in plain

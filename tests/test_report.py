@@ -60,6 +60,9 @@ def test_report_without_trainer_state_says_so(tmp_path):
     del results["perplexity"]["training_eval_before"]  # a run without --eval_before_training
     text = write_report(tmp_path, results, samples, None).read_text()
     assert "token-weighted over the blocks it evaluated): 12.400.\n" in text
+    results["perplexity"]["training_eval_loss_on"] = "body"  # trained and evaluated with --loss_on body
+    body = write_report(tmp_path / "body", results, samples, None).read_text()
+    assert "blocks it evaluated, on the posting bodies and end-of-text alone: `--loss_on body`): 12.400.\n" in body
     assert not (tmp_path / "loss.png").exists() and (tmp_path / "keyword_coverage.png").is_file()
     assert "No `trainer_state.json` in the model folder: no loss curve." in text
     assert "misses the goal of 2×" in text
