@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -123,6 +124,30 @@ def forbid(monkeypatch, *targets: tuple[object, str]) -> None:
 
     for module, name in targets:
         monkeypatch.setattr(module, name, started)
+
+
+def crash_at_step(monkeypatch, step: int, error: BaseException) -> Callable[[], None]:
+    """The models that ``run_clm`` loads from now on raise ``error`` in the forward pass of training step
+    ``step`` (a power cut, a Ctrl-C). Returns the function that makes the next loads normal again."""
+    import domainlm.modeling
+
+    real = domainlm.modeling.load_model
+
+    def load_and_crash(*args, **kwargs):
+        model = real(*args, **kwargs)
+        calls = {"n": 0}
+
+        def hook(module, inputs, output):
+            calls["n"] += module.training
+            if calls["n"] == step:
+                raise error
+            return output
+
+        model.register_forward_hook(hook)
+        return model
+
+    monkeypatch.setattr(domainlm.modeling, "load_model", load_and_crash)
+    return lambda: monkeypatch.setattr(domainlm.modeling, "load_model", real)
 
 
 def run_process(cmd: list[str], *, timeout: float = 900, **popen_kwargs) -> subprocess.CompletedProcess:

@@ -10,7 +10,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import ROOT, free_port, run_process, script_env
+from conftest import ROOT, crash_at_step, free_port, run_process, script_env
 
 from domainlm.args import RunArguments
 from domainlm.errors import UserError
@@ -301,33 +301,16 @@ def run_args(model_dir, data_dir, out, *extra):
 
 def test_interrupted_run_resumes_to_the_same_weights(tmp_path, tiny_model_dir, records_dir, monkeypatch, caplog):
     """Stopped at step 6 (48 rows, batch 8: mid-epoch, dropout on), with a half-written checkpoint-6 left over."""
-    import domainlm.modeling
-
     main(run_args(tiny_model_dir, records_dir, tmp_path / "whole"))
 
-    real = domainlm.modeling.load_model
-
-    def load_and_crash_at_step_6(*args, **kwargs):
-        model = real(*args, **kwargs)
-        calls = {"n": 0}
-
-        def hook(module, inputs, output):
-            calls["n"] += module.training
-            if calls["n"] == 6:
-                raise KeyboardInterrupt("power cut")
-            return output
-
-        model.register_forward_hook(hook)
-        return model
-
-    monkeypatch.setattr(domainlm.modeling, "load_model", load_and_crash_at_step_6)
+    restore = crash_at_step(monkeypatch, 6, KeyboardInterrupt("power cut"))
     out = tmp_path / "stopped"
     with pytest.raises(KeyboardInterrupt) as err:
         main(run_args(tiny_model_dir, records_dir, out))
     assert str(err.value) == (
         f"interrupted; run the same command again to continue from the last checkpoint in {out} (checkpoint-4)"
     )
-    monkeypatch.setattr(domainlm.modeling, "load_model", real)
+    restore()
     assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
     (out / "checkpoint-6").mkdir()  # what a kill during the next save would leave
     (out / "checkpoint-6" / "model.safetensors").write_bytes(b"\0" * 100)
@@ -359,30 +342,13 @@ def test_a_resumed_run_continues_the_samples_and_optimizer_groups_of_the_run_it_
 ):
     """A new run removes an earlier run's samples.jsonl and optimizer_groups.json at its start; a resumed one
     keeps them: the samples up to its checkpoint, then its own."""
-    import domainlm.modeling
-
-    real = domainlm.modeling.load_model
-
-    def load_and_crash_at_step_6(*args, **kwargs):
-        model = real(*args, **kwargs)
-        calls = {"n": 0}
-
-        def hook(module, inputs, output):
-            calls["n"] += module.training
-            if calls["n"] == 6:
-                raise RuntimeError("power cut")
-            return output
-
-        model.register_forward_hook(hook)
-        return model
-
     out = tmp_path / "out"
     argv = run_args(tiny_model_dir, records_dir, out, "--sample_every_steps", "2", "--num_samples", "1",
                     "--sample_max_new_tokens", "3", "--layerwise_lr_decay", "0.8")  # fmt: skip
-    monkeypatch.setattr(domainlm.modeling, "load_model", load_and_crash_at_step_6)
+    restore = crash_at_step(monkeypatch, 6, RuntimeError("power cut"))
     with pytest.raises(RuntimeError, match=r"^power cut$"):
         main(argv)
-    monkeypatch.setattr(domainlm.modeling, "load_model", real)
+    restore()
     steps = lambda: [json.loads(line)["step"] for line in (out / "samples.jsonl").read_text().splitlines()]  # noqa: E731
     assert steps() == [2, 4] and [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-4"]
     groups = (out / "optimizer_groups.json").read_text()

@@ -4,7 +4,7 @@ import json
 import math
 
 import pytest
-from conftest import forbid, write_text_csv
+from conftest import crash_at_step, forbid, write_text_csv
 
 from domainlm.errors import UserError
 from domainlm.template import format_prompt, format_record
@@ -182,7 +182,6 @@ def test_a_new_run_leaves_no_file_of_the_earlier_run_that_would_describe_another
     """--overwrite_output_dir over a finished, evaluated model: what the earlier run wrote while it trained
     (samples.jsonl, optimizer_groups.json) goes at the start; the earlier model's evaluation goes only once
     the new model is saved (a crash before that leaves it next to the weights it describes); the user's stay."""
-    import domainlm.modeling
     from domainlm.evaluation import run_evaluation
     from domainlm.generation import GenerationSettings
 
@@ -202,18 +201,7 @@ def test_a_new_run_leaves_no_file_of_the_earlier_run_that_would_describe_another
     kept = {name: (out / name).read_bytes() for name in [*EVALUATION_FILES, "notes.txt", "model.safetensors"]}
 
     # the new run crashes before its model is saved: the earlier model keeps its description
-    real = domainlm.modeling.load_model
-
-    def load_and_crash_at_the_first_step(*args, **kwargs):
-        model = real(*args, **kwargs)
-
-        def crash(module, inputs, output):
-            raise RuntimeError("power cut")
-
-        model.register_forward_hook(crash)
-        return model
-
-    monkeypatch.setattr(domainlm.modeling, "load_model", load_and_crash_at_the_first_step)
+    restore = crash_at_step(monkeypatch, 1, RuntimeError("power cut"))
     again = [*data, "--overwrite_output_dir", *common(tmp_path)]  # no samples, no layer groups this time
     with pytest.raises(RuntimeError, match=r"^power cut$"):
         main(again)
@@ -223,7 +211,7 @@ def test_a_new_run_leaves_no_file_of_the_earlier_run_that_would_describe_another
     assert sorted(p.name for p in out.iterdir()) == sorted({*first_run, *kept, "runs"} - run_files)
 
     # the new run saves its model: the earlier model's evaluation goes with it, the user's files stay
-    monkeypatch.setattr(domainlm.modeling, "load_model", real)
+    restore()
     main(again)
     assert (out / "model.safetensors").read_bytes() != kept["model.safetensors"]
     assert (out / "notes.txt").read_text() == "mine" and (out / "runs" / "events.out.tfevents.1").read_bytes() == b"\0"
