@@ -297,8 +297,14 @@ def configure_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     """Defaults that make ``pipeline('text-generation', model=dir)`` give a whole posting.
 
     Sampling (top-p 0.95, top-k 50) rather than greedy, which repeats itself on small models; stop at
-    end-of-text; never run past the model's context (max_length counts prompt and output).
+    end-of-text; never run past the model's context (max_length counts prompt and output). The
+    tokenizer's ``model_max_length`` is lowered to that context too, so that the saved folder's
+    ``tokenizer(text, truncation=True)`` gives what the model can take (a tokenizer made for 1,024
+    tokens, or one with no limit, beside a model of 256 positions would give more, and the model fails).
     """
+    context = context_length(model.config)
+    if tokenizer.model_max_length > context:
+        tokenizer.model_max_length = context
     gen = model.generation_config
     gen.eos_token_id = tokenizer.eos_token_id
     gen.pad_token_id = tokenizer.pad_token_id
@@ -306,7 +312,7 @@ def configure_generation(model: PreTrainedModel, tokenizer: PreTrainedTokenizerB
     gen.do_sample = True
     gen.top_k = 50
     gen.top_p = 0.95
-    gen.max_length = context_length(model.config)
+    gen.max_length = context
     gen.max_new_tokens = None
     # Embedding rows beyond the tokenizer (--pad_vocab_to_multiple_of, or a model saved that way) have
     # no text: a sampled one would decode to nothing. Nor has <|pad|>, which fills batches and is never

@@ -269,3 +269,19 @@ def test_evaluating_a_trained_folder_again_keeps_how_it_was_trained(tmp_path, ti
     results = json.loads((alone / "all_results.json").read_text())
     assert "seed" not in results and "model_name_or_path" not in results and "train_loss" not in results
     assert results["eval_loss"] == pytest.approx(trained["eval_loss"], rel=1e-5) and results["eval_samples"] == 8
+
+
+def test_the_saved_tokenizer_cuts_at_the_models_context(tmp_path, bpe_tokenizer_dir, records_dir):
+    """A tokenizer made for 256 tokens beside a model of 64 positions: the saved folder's tokenizer says 64,
+    so truncation=True gives what the model takes."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    main(["--model_type", "gpt2", "--config_overrides", "n_layer=1,n_embd=16,n_head=2,n_positions=64",
+          "--tokenizer_name", str(bpe_tokenizer_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
+          "--max_steps", "1", "--overlong", "truncate", *common(tmp_path)])  # fmt: skip
+    assert AutoTokenizer.from_pretrained(bpe_tokenizer_dir).model_max_length == 256  # the source is left as it was
+    tokenizer = AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert tokenizer.model_max_length == 64
+    ids = tokenizer("bread " * 300, truncation=True, return_tensors="pt")["input_ids"]
+    assert ids.shape == (1, 64)
+    AutoModelForCausalLM.from_pretrained(tmp_path / "out")(ids)  # 65 would be past the position table
