@@ -41,8 +41,15 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     from domainlm.errors import UserError
-    from domainlm.generation import Prompt, generate_batch, load_model_dir, prompts_from_file, settings_from_args
-    from domainlm.tables import check_output_file
+    from domainlm.generation import (
+        Prompt,
+        PromptTooLongError,
+        generate_batch,
+        load_model_dir,
+        prompts_from_file,
+        settings_from_args,
+    )
+    from domainlm.tables import check_output_file, row_at
     from domainlm.template import KEYWORD_JOINER, clean_keywords, format_prompt
 
     args = make_parser().parse_args(argv)
@@ -60,12 +67,20 @@ def main(argv=None):
         if getattr(args, flag[2:]) is not None and not getattr(args, flag[2:]).strip():
             raise UserError(f"{flag} is empty; give some text")
     plain = False
+    if args.prompts_file and args.output:
+        import os
+        from pathlib import Path
+
+        src, out = Path(args.prompts_file), Path(args.output)
+        if src.resolve() == out.resolve() or (out.exists() and src.exists() and os.path.samefile(src, out)):
+            raise UserError(f"--output {args.output} is the --prompts_file; it would be replaced: choose another name")
     if args.prompts_file:
-        from domainlm.evaluation import is_plain_text
+        from domainlm.evaluation import is_plain_text, validation_texts
         from domainlm.tables import read_table
 
         table = read_table(args.prompts_file)
         plain = is_plain_text(table)  # text2csv.py's rows: continued from their openings, below
+        texts = validation_texts(table, args.prompts_file) if plain else []
         prompts = [] if plain else prompts_from_file(args.prompts_file, args.num_prompts)
     elif args.title:
         keywords = KEYWORD_JOINER.join(clean_keywords(args.keywords))
@@ -79,11 +94,20 @@ def main(argv=None):
         raise UserError("give --title (and --keywords), --prompt, or --prompts_file")
     model, tokenizer = load_model_dir(args.model_dir, progress=not args.quiet)
     if plain:
-        from domainlm.evaluation import continued_openings, validation_texts
+        from domainlm.evaluation import continued_openings
 
-        opens, _ = continued_openings(validation_texts(table), tokenizer, args.num_prompts, args.prompts_file)
+        opens, _ = continued_openings(texts, tokenizer, args.num_prompts, args.prompts_file)
         prompts = [Prompt(o.prompt, reference=o.reference) for o in opens]
-    outputs = generate_batch(model, tokenizer, [p.prompt for p in prompts], settings, progress=not args.quiet)
+    try:
+        outputs = generate_batch(model, tokenizer, [p.prompt for p in prompts], settings, progress=not args.quiet)
+    except PromptTooLongError as err:
+        line = prompts[err.index].line
+        if line is None:
+            raise
+        raise UserError(
+            f"{args.prompts_file}: {row_at(args.prompts_file, line)}: its prompt is {err.tokens} tokens, the model's "
+            f"whole context of {err.context}; shorten its title and keywords (or its prompt)"
+        ) from None
     rows = []
     for g in outputs:
         p = prompts[g.index]
@@ -108,10 +132,13 @@ def main(argv=None):
     if args.output:
         from domainlm.tables import write_csv, write_jsonl
 
-        if args.output.lower().endswith(".csv"):
-            write_csv(args.output, rows, list(rows[0]))
-        else:
-            write_jsonl(args.output, rows)
+        try:
+            if args.output.lower().endswith(".csv"):
+                write_csv(args.output, rows, list(rows[0]))
+            else:
+                write_jsonl(args.output, rows)
+        except OSError as err:  # the folder went read-only or full since the check: the texts were printed
+            raise UserError(f"--output {args.output}: cannot write it ({err.strerror or err})") from None
     return rows
 
 

@@ -12,6 +12,13 @@ class UserError(Exception):
     """Bad input or a bad flag. The message is printed alone, without a traceback."""
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an exception's message (at most 200 characters), else its type's name: for a one-line
+    error that quotes what a library said."""
+    text = str(err).strip()
+    return (text.splitlines()[0][:200] if text else "") or type(err).__name__
+
+
 class Interrupted(KeyboardInterrupt):
     """Ctrl-C, with the line that says how to go on (printed alone by ``run_cli``)."""
 

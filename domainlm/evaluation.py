@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domainlm.errors import UserError
+from domainlm.errors import UserError, first_line
 from domainlm.template import SEP_TOKEN, clean_keywords, format_prompt, is_record
 
 if TYPE_CHECKING:
@@ -227,7 +227,7 @@ def base_model(base: str, model_dir: Path, tokenizer: Any) -> tuple[Any, str]:
     from transformers import AutoConfig, AutoModelForCausalLM, set_seed
 
     if base == "init":
-        seed = (read_json_or_none(model_dir / "all_results.json") or {}).get("seed", INIT_SEED)
+        seed = run_seed(model_dir)
         config = AutoConfig.from_pretrained(model_dir)
         rows = config.vocab_size
         config.vocab_size = min(rows, len(tokenizer))
@@ -237,21 +237,45 @@ def base_model(base: str, model_dir: Path, tokenizer: Any) -> tuple[Any, str]:
             model.resize_token_embeddings(rows)
         return model.eval(), f"the same architecture, freshly initialised with seed {seed} (`--base_model init`)"
     from domainlm.args import ModelArguments
-    from domainlm.modeling import load_model, load_tokenizer
+    from domainlm.modeling import load_model, load_tokenizer, match_tokenizer
 
     args = ModelArguments(model_name_or_path=base)
-    with _as_base_model_flag():
+    with _as_base_model_flag(base):
         model = load_model(args, load_tokenizer(args))
+    match_tokenizer(model, tokenizer)  # rows for every id of the fine-tuned tokenizer, as training resized them
     return model.eval(), f"`{base}`"
 
 
+def run_seed(model_dir: Path) -> int:
+    """The seed of the run (``all_results.json``), else the Trainer's default."""
+    seed = (read_json_or_none(model_dir / "all_results.json") or {}).get("seed", INIT_SEED)
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise UserError(
+            f"{model_dir / 'all_results.json'}: its seed {seed!r} is not a whole number 0 or more; fix or remove "
+            "that entry, or pass --base_model none"
+        )
+    return seed
+
+
 @contextlib.contextmanager
-def _as_base_model_flag() -> Iterator[None]:
+def _as_base_model_flag(base: str) -> Iterator[None]:
     """The loaders name ``--model_name_or_path`` in their errors; here the flag is ``--base_model``."""
     try:
         yield
     except UserError as err:
         raise UserError(str(err).replace("--model_name_or_path", "--base_model", 1)) from None
+    except (OSError, ValueError, RuntimeError) as err:  # a damaged config.json, tokenizer or weights file
+        raise UserError(
+            f"--base_model {base}: cannot load it ({type(err).__name__}: {first_line(err)}); give an intact model folder "
+            "or hub name, init, or none"
+        ) from None
+    except Exception as err:
+        if type(err).__name__ != "SafetensorError":  # safetensors' own error type: a damaged weights file
+            raise
+        raise UserError(
+            f"--base_model {base}: its weights cannot be loaded (SafetensorError: {first_line(err)}); give an intact "
+            "model folder or hub name, init, or none"
+        ) from None
 
 
 def started_from(base: str | None, model_dir: Path) -> str | None:
@@ -264,7 +288,7 @@ def started_from(base: str | None, model_dir: Path) -> str | None:
     if not start:
         return base
     try:
-        check_base_model(start)
+        check_base_model(start)  # not compared with the folder's tokenizer: training may have used another
     except UserError as err:
         raise UserError(
             f"--base_model init: {model_dir} was fine-tuned from {start} (its all_results.json), which cannot be "
@@ -274,18 +298,31 @@ def started_from(base: str | None, model_dir: Path) -> str | None:
     return start
 
 
-def check_base_model(base: str | None) -> None:
+def check_base_model(base: str | None, tokenizer: Any = None, model_dir: str | Path | None = None) -> None:
     """Before anything is generated: one line naming ``--base_model`` when it cannot be loaded. Its
-    config and tokenizer are read now (from the hub for a hub name), and a folder must hold weights."""
+    config and tokenizer are read now (from the hub for a hub name), and a folder must hold weights.
+    With ``tokenizer`` (the fine-tuned folder's, ``model_dir``'s): one line when the base model's tokenizer
+    gives its tokens other ids, as its perplexity on the fine-tuned tokenizer's ids would mean nothing."""
     if base is None or base == "init":
         return
     from domainlm.args import ModelArguments
     from domainlm.modeling import WEIGHT_FILES, load_config, load_tokenizer
 
     args = ModelArguments(model_name_or_path=base)
-    with _as_base_model_flag():
+    with _as_base_model_flag(base):
         load_config(args)
-        load_tokenizer(args)
+        base_tokenizer = load_tokenizer(args)
+    if tokenizer is not None:
+        ours = tokenizer.get_vocab()
+        moved = sorted((i, t) for t, i in base_tokenizer.get_vocab().items() if ours.get(t) != i)
+        if moved:
+            i, t = moved[0]
+            raise UserError(
+                f"--base_model {base}: its tokenizer is not the one of --model_dir {model_dir} (ids differ for "
+                f"{len(moved)} of its {len(base_tokenizer)} tokens, e.g. {t!r}: {i} there, {ours.get(t)} here), "
+                "so its perplexity would mean nothing; give the model training started from (init finds it in "
+                "all_results.json), or none"
+            )
     if Path(base).is_dir() and not any((Path(base) / f).is_file() for f in WEIGHT_FILES):
         raise UserError(
             f"--base_model {base}: the folder holds no weights; give the model training started from, "
@@ -301,6 +338,7 @@ class EvalPrompt:
     title: str
     keywords: str
     reference: str | None
+    line: Any = None  # the row's ``_line`` in the validation file, for errors
 
 
 def eval_prompts(path: str | Path, limit: int | None = None) -> tuple[list[EvalPrompt], int]:
@@ -310,7 +348,7 @@ def eval_prompts(path: str | Path, limit: int | None = None) -> tuple[list[EvalP
     prompts = prompts_from_file(path)
     if any(p.title is None for p in prompts):
         raise UserError(f"{path}: evaluation needs job records (title and keywords columns, or record 'text')")
-    kept = [EvalPrompt(p.title, p.keywords, p.reference) for p in prompts if p.keywords]
+    kept = [EvalPrompt(p.title, p.keywords, p.reference, p.line) for p in prompts if p.keywords]
     skipped = len(prompts) - len(kept)
     if not kept:
         raise UserError(f"{path}: no row has keywords, so keyword coverage cannot be measured")
@@ -320,7 +358,10 @@ def eval_prompts(path: str | Path, limit: int | None = None) -> tuple[list[EvalP
 def is_plain_text(rows: Sequence[dict[str, Any]]) -> bool:
     """Whether a validation file's rows (``read_table``) are plain text (text2csv.py's: a poem, a joke), not job
     records."""
-    return any(r.get("text") for r in rows) and not any(r.get("title") or is_record(r.get("text")) for r in rows)
+    texts = [r.get("text") for r in rows]
+    return any(texts) and not any(
+        r.get("title") or (isinstance(t, str) and is_record(t)) for r, t in zip(rows, texts, strict=True)
+    )
 
 
 @dataclass
@@ -358,22 +399,38 @@ def continued_openings(
     return opens[:limit], len(texts) - len(opens)
 
 
-def validation_texts(rows: Sequence[dict[str, Any]]) -> list[str]:
+def validation_texts(rows: Sequence[dict[str, Any]], path: str | Path = "validation file") -> list[str]:
     """The ``text`` column of a validation file's rows (``read_table``), line endings normalised as training
-    reads it."""
-    texts = [str(r["text"]) for r in rows if r.get("text")]
+    reads it; a cell that is not text (a JSON object) is a UserError naming ``path`` and the row."""
+    from domainlm.generation import cell_text
+
+    texts = [t for r in rows if (t := cell_text(path, r, "text"))]
     return [t.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n") for t in texts]
 
 
 def read_json_or_none(path: Path) -> dict[str, Any] | None:
+    """A JSON object file of the model folder (all_results.json, trainer_state.json); None when there is none."""
     import json
 
     if not path.is_file():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        obj = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise UserError(f"{path}: not valid JSON ({err}); was training interrupted while writing it?") from None
+    if not isinstance(obj, dict):
+        raise UserError(f"{path}: expected a JSON object, found a {type(obj).__name__}; is it the file training wrote?")
+    return obj
+
+
+def _trainer_state(model_dir: Path) -> dict[str, Any] | None:
+    """``trainer_state.json`` of the folder, its ``log_history`` a list of objects (checked before any work)."""
+    path = model_dir / "trainer_state.json"
+    state = read_json_or_none(path)
+    history = (state or {}).get("log_history", [])
+    if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+        raise UserError(f"{path}: its log_history is not a list of objects; is it the file training wrote?")
+    return state
 
 
 def run_evaluation(
@@ -391,42 +448,67 @@ def run_evaluation(
     Job records are generated with and without their keywords (``evaluate_postings``); plain text, as
     text2csv.py writes it, is continued from each validation text's opening (``evaluate_plain_text``).
     """
-    from domainlm.generation import load_model_dir
-    from domainlm.report import write_report, write_text_report
-    from domainlm.tables import check_output_dir, read_table, write_json, write_jsonl
+    from domainlm.generation import PromptTooLongError, check_model_dir, load_model_dir
+    from domainlm.report import COVERAGE_PNG, LOSS_PNG, REPORT_FILE, write_report, write_text_report
+    from domainlm.tables import (
+        check_inputs_are_not_outputs,
+        read_table,
+        row_at,
+        staged_outputs,
+        write_json,
+        write_jsonl,
+    )
 
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if num_prompts is not None and num_prompts < 1:
         raise UserError(f"--num_prompts {num_prompts}: must be at least 1")
-    check_output_dir(output_dir)
+    names = (EVAL_RESULTS_FILE, EVAL_SAMPLES_FILE, LOSS_PNG, COVERAGE_PNG, REPORT_FILE)  # the report last
+    check_inputs_are_not_outputs([validation_file], output_dir, names)
     rows = read_table(validation_file)
-    plain, texts = is_plain_text(rows), validation_texts(rows)
+    plain, texts = is_plain_text(rows), validation_texts(rows, validation_file)
     prompts, skipped = ([], 0) if plain else eval_prompts(validation_file, num_prompts)
-    base = started_from(base, model_dir)
-    check_base_model(base)
-    model, tokenizer = load_model_dir(model_dir, progress=progress)
-    if plain:
-        results, samples = evaluate_plain_text(
-            model, tokenizer, texts, validation_file, settings, num_prompts, progress
+    check_model_dir(model_dir)
+    read_json_or_none(model_dir / "all_results.json")  # a damaged one is said now, not after the generation
+    trainer_state = _trainer_state(model_dir)
+    if base == "init":
+        run_seed(model_dir)
+    start = started_from(base, model_dir)  # init: the model a fine-tuning run started from, if any
+    with staged_outputs(output_dir) as staged:  # nothing in output_dir changes unless every file is written
+        model, tokenizer = load_model_dir(model_dir, progress=progress)
+        # a model given with --base_model must share the tokenizer; the one training started from may not
+        check_base_model(start, tokenizer if start == base else None, model_dir)
+        try:
+            if plain:
+                results, samples = evaluate_plain_text(
+                    model, tokenizer, texts, validation_file, settings, num_prompts, progress
+                )
+            else:
+                results, samples = evaluate_postings(model, tokenizer, prompts, settings, progress)
+        except PromptTooLongError as err:
+            if plain:
+                raise
+            p = prompts[err.index % len(prompts)]
+            raise UserError(
+                f"{validation_file}: {row_at(validation_file, p.line)}: its prompt (title and keywords) is "
+                f"{err.tokens} tokens, the model's whole context of {err.context}; shorten them, or leave the row out"
+            ) from None
+        if not plain:
+            results["keyword_use"] = keyword_use(model, tokenizer, prompts)
+        results["perplexity"] = perplexities(model, tokenizer, model_dir, texts, start)
+        results.update(
+            model_dir=str(model_dir),
+            parameters=sum(p.numel() for p in model.parameters()),
+            validation_file=str(validation_file),
+            prompts=len(prompts) if not plain else results["prompts"],
+            settings=settings.as_dict(),
         )
-    else:
-        results, samples = evaluate_postings(model, tokenizer, prompts, settings, progress)
-        results["keyword_use"] = keyword_use(model, tokenizer, prompts)
-    results["perplexity"] = perplexities(model, tokenizer, model_dir, texts, base)
-    results.update(
-        model_dir=str(model_dir),
-        parameters=sum(p.numel() for p in model.parameters()),
-        validation_file=str(validation_file),
-        prompts=len(prompts) if not plain else results["prompts"],
-        settings=settings.as_dict(),
-    )
-    if not plain:
-        results["skipped_without_keywords"] = skipped
-    output_dir.mkdir(parents=True, exist_ok=True)
-    write_json(output_dir / EVAL_RESULTS_FILE, results)
-    write_jsonl(output_dir / EVAL_SAMPLES_FILE, samples)
-    trainer_state = read_json_or_none(model_dir / "trainer_state.json")
-    (write_text_report if plain else write_report)(output_dir, results, samples, trainer_state)
+        if not plain:
+            results["skipped_without_keywords"] = skipped
+        write_json(staged.file(EVAL_RESULTS_FILE), results)
+        write_jsonl(staged.file(EVAL_SAMPLES_FILE), samples)
+        (write_text_report if plain else write_report)(staged.folder, results, samples, trainer_state)
+        for name in names[2:]:  # the plots and the report, written above into the staging folder
+            staged.file(name)
     return results
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domainlm.errors import UserError
+from domainlm.errors import UserError, first_line
 from domainlm.template import KEYWORD_JOINER, SEP_TOKEN, clean_keywords, format_prompt, is_record, parse_record
 
 if TYPE_CHECKING:
@@ -43,6 +44,7 @@ class Prompt:
     title: str | None = None
     keywords: str | None = None  # cleaned, joined with ", "
     reference: str | None = None  # the real body, when the file row holds a whole record
+    line: Any = None  # the row's ``_line`` in the prompts file, for errors
 
 
 @dataclass
@@ -156,6 +158,26 @@ class Generation:
     max_new_tokens: int  # after clipping to the context
 
 
+def cell_text(path: str | Path, row: dict[str, Any], column: str, lists: bool = False) -> Any:
+    """A text cell of a table row: a string, None when empty (a JSON null, a parquet NaN), a number as its
+    text; ``lists``: a list of such cells too (JSON keywords). Anything else: a UserError naming the row."""
+    from domainlm.tables import row_at
+
+    value = row.get(column)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value != value:  # NaN: pandas' empty cell
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if lists and isinstance(value, (list, tuple)):
+        return [cell_text(path, {column: v}, column) for v in value]
+    raise UserError(
+        f"{path}: {row_at(path, row.get('_line'))}: its {column!r} is {type(value).__name__} "
+        f"{str(value)[:40]!r}, not text; make it a string"
+    )
+
+
 def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt]:
     """Prompts from a CSV/JSONL with ``title`` (+ ``keywords``) or ``prompt`` columns, or record rows.
 
@@ -166,40 +188,91 @@ def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt
     rows = read_table(path)
     out: list[Prompt] = []
     for r in rows:
-        text = r.get("text")
+        line = r.get("_line")
+        text, title, prompt = (cell_text(path, r, c) for c in ("text", "title", "prompt"))
         rec = parse_record(text) if is_record(text) else None
         try:
-            if r.get("title"):
-                kws = KEYWORD_JOINER.join(clean_keywords(r.get("keywords")))
-                out.append(Prompt(format_prompt(r["title"], kws), str(r["title"]), kws, rec.body if rec else None))
-            elif r.get("prompt"):
-                out.append(Prompt(str(r["prompt"])))
+            if title:
+                kws = KEYWORD_JOINER.join(clean_keywords(cell_text(path, r, "keywords", lists=True)))
+                out.append(Prompt(format_prompt(title, kws), title, kws, rec.body if rec else None, line))
+            elif prompt:
+                out.append(Prompt(prompt, line=line))
             elif rec is not None:
                 kws = KEYWORD_JOINER.join(rec.keywords)
-                out.append(Prompt(format_prompt(rec.title, rec.keywords), rec.title, kws, rec.body))
+                out.append(Prompt(format_prompt(rec.title, rec.keywords), rec.title, kws, rec.body, line))
             elif text:
                 raise UserError(
-                    f"{path}: {row_at(path, r['_line'])}: its 'text' is plain text, not a record "
+                    f"{path}: {row_at(path, line)}: its 'text' is plain text, not a record "
                     f"(title{SEP_TOKEN}keywords{SEP_TOKEN}body); give the text to continue in a 'prompt' column, "
                     "or one with --prompt"
                 )
             else:
+                columns = sorted({k for row in rows for k in row if k != "_line"})
+                if not {"title", "prompt", "text"} & set(columns):
+                    raise UserError(
+                        f"{path} has no 'title', 'prompt' or 'text' column (columns: "
+                        f"{', '.join(repr(c) for c in columns)}); name the column of job titles 'title' (and that "
+                        "of their keywords 'keywords'), or that of texts to continue 'prompt'"
+                    )
                 raise UserError(
-                    f"{path}: {row_at(path, r['_line'])}: needs a 'title' (and 'keywords'), a 'prompt' or a record 'text'"
+                    f"{path}: {row_at(path, line)}: needs a 'title' (and 'keywords'), a 'prompt' or a record 'text'"
                 )
         except ValueError as err:  # a separator inside a title or keyword
-            raise UserError(f"{path}: {row_at(path, r['_line'])}: {err}") from None
+            raise UserError(f"{path}: {row_at(path, line)}: {err}") from None
         if limit is not None and len(out) >= limit:
             break
     return out
 
 
-def _check_model_dir(model_dir: str | Path) -> Path:
+def check_model_dir(model_dir: str | Path, flag: str = "--model_dir") -> Path:
+    """The folder, or a UserError that says what it is instead of a model folder and what to pass."""
     from domainlm.modeling import WEIGHT_FILES
+    from domainlm.tokenizer import TOKENIZER_FILES
 
     path = Path(model_dir)
-    if not (path / "config.json").is_file() or not any((path / f).is_file() for f in WEIGHT_FILES):
-        raise UserError(f"--model_dir {model_dir}: not a model folder (needs config.json and model.safetensors)")
+    if not path.exists():
+        raise UserError(f"{flag} {model_dir}: no such folder")
+    if not path.is_dir():
+        raise UserError(f"{flag} {model_dir} is a file; give the folder run_clm.py wrote the model to")
+    has = {name for name in (*WEIGHT_FILES, *TOKENIZER_FILES, "config.json") if (path / name).is_file()}
+    deepspeed = (path / "latest").is_file() or any(p.is_dir() for p in path.glob("global_step*"))
+    if any(path.glob("*_model_states.pt")) or any(path.glob("*_optim_states.pt")):
+        raise UserError(
+            f"{flag} {model_dir}: DeepSpeed's own files of one checkpoint, not a model; pass the checkpoint-N folder "
+            f"that holds it ({path.absolute().parent.name}), or the folder run_clm.py wrote at the end of training"
+        )
+    if deepspeed and not has & set(WEIGHT_FILES):
+        raise UserError(
+            f"{flag} {model_dir}: a DeepSpeed checkpoint (global_step*), not a model; pass the checkpoint-N folder "
+            f"above it, or write the weights with `python {path / 'zero_to_fp32.py'} {model_dir} OUT` and copy "
+            "config.json and the tokenizer into OUT"
+        )
+    checkpoints = sorted(
+        (p for p in path.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()), key=lambda p: int(p.name[11:])
+    )
+    if "config.json" not in has:
+        if checkpoints:
+            raise UserError(
+                f"{flag} {model_dir}: no final model, only checkpoints ({', '.join(p.name for p in checkpoints)}): "
+                f"training did not finish; pass --model_dir {checkpoints[-1]}, or resume training"
+            )
+        raise UserError(f"{flag} {model_dir}: no config.json in this folder; give the folder run_clm.py wrote")
+    try:
+        json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:  # a JSON or UTF-8 error, an unreadable file
+        raise UserError(
+            f"{flag} {model_dir}: its config.json is not valid JSON ({first_line(err)}); copy the folder again"
+        ) from None
+    if not has & set(WEIGHT_FILES):
+        raise UserError(
+            f"{flag} {model_dir}: the folder holds no weights (none of {', '.join(WEIGHT_FILES)}); "
+            "give the folder run_clm.py wrote at the end of training, or a checkpoint-N folder"
+        )
+    if not has & set(TOKENIZER_FILES):
+        raise UserError(
+            f"{flag} {model_dir}: the folder holds no tokenizer (none of {', '.join(TOKENIZER_FILES)}); copy the "
+            "tokenizer files training used (its --tokenizer_name folder) into it"
+        )
     return path
 
 
@@ -207,21 +280,31 @@ def load_model_dir(
     model_dir: str | Path, device: str | None = None, progress: bool = True
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Model (eval mode, on the GPU when there is one) and tokenizer of a folder written by run_clm.py;
-    ``progress=False``: without transformers' "Loading weights" bar (``--quiet``)."""
+    ``progress=False``: without transformers' "Loading weights" bar (``--quiet``). A folder that cannot be
+    loaded (a damaged config.json, tokenizer or weights file) is a UserError naming ``--model_dir``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    path = _check_model_dir(model_dir)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    path = check_model_dir(model_dir)
     shown = hf_logging.is_progress_bar_enabled()
     if not progress:
         hf_logging.disable_progress_bar()
     try:
+        what = "tokenizer"
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        what = "model"
         model = AutoModelForCausalLM.from_pretrained(path)
+    except Exception as err:  # json, OSError, ValueError, safetensors' own error type, ...
+        raise UserError(
+            f"--model_dir {model_dir}: its {what} cannot be loaded ({type(err).__name__}: {first_line(err)}); "
+            "a file of the folder is damaged or incomplete: copy the folder again, or train again"
+        ) from None
     finally:
         if shown:
             hf_logging.enable_progress_bar()
+    if len(tokenizer) < 2:
+        raise UserError(f"--model_dir {model_dir}: its tokenizer files hold no vocabulary; copy the tokenizer again")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval(), tokenizer
 
@@ -230,7 +313,7 @@ def load_generator(model_dir: str | Path) -> Any:
     """``pipeline('text-generation', model=DIR)``: what any user of the saved folder gets."""
     from transformers import pipeline
 
-    return pipeline("text-generation", model=str(_check_model_dir(model_dir)))
+    return pipeline("text-generation", model=str(check_model_dir(model_dir)))
 
 
 def draw_seed(seed: int, return_index: int) -> int:
@@ -243,6 +326,14 @@ def draw_seed(seed: int, return_index: int) -> int:
     import numpy as np
 
     return int(np.random.SeedSequence([seed, return_index]).generate_state(1)[0])
+
+
+class PromptTooLongError(UserError):
+    """A prompt that fills the model's whole context; ``index`` is its place in the list given."""
+
+    def __init__(self, index: int, tokens: int, context: int) -> None:
+        self.index, self.tokens, self.context = index, tokens, context
+        super().__init__(f"prompt {index + 1} is {tokens} tokens: the model's whole context of {context}; shorten it")
 
 
 class RowSampler:
@@ -348,7 +439,7 @@ def plan_batches(lengths: list[int], context: int, settings: GenerationSettings)
     fits, batches = [], []
     for i, n in enumerate(lengths):
         if n >= context:
-            raise UserError(f"prompt {i + 1} is {n} tokens: the model's whole context of {context}; shorten it")
+            raise PromptTooLongError(i, n, context)
         if n + want > context:
             logger.warning(
                 "prompt %d: max_new_tokens %d clipped to %d, so that its %d tokens and the continuation fit the "

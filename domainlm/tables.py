@@ -79,7 +79,10 @@ def check_output_dir(path: str | os.PathLike, flag: str = "--output_dir") -> Non
 
 def check_output_file(path: str | os.PathLike, flag: str, suffixes: Sequence[str] = ()) -> None:
     """A UserError now, before any work, when ``path`` cannot become a file: it is a folder, a folder
-    above it is a file, or its suffix is not one of ``suffixes`` (when given)."""
+    above it is a file, its suffix is not one of ``suffixes`` (when given), or no file can be made in the
+    nearest folder above it that exists (a temporary file is made and removed there; folders are made later)."""
+    import tempfile
+
     path = Path(path)
     if suffixes and path.suffix.lower() not in suffixes:
         names = " or ".join(suffixes)
@@ -89,6 +92,15 @@ def check_output_file(path: str | os.PathLike, flag: str, suffixes: Sequence[str
     blocker = _not_a_folder(path.absolute().parents)
     if blocker is not None:
         raise UserError(f"{flag} {path}: {blocker} is a file, not a folder; give another path")
+    folder = next(p for p in path.absolute().parents if p.exists())
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-check-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as err:
+        raise UserError(
+            f"{flag} {path}: cannot write into {folder} ({err.strerror or err}); choose another path"
+        ) from None
 
 
 def check_output_names(output_dir: str | os.PathLike, names: Iterable[str], flag: str = "--output_dir") -> None:

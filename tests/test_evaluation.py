@@ -333,6 +333,10 @@ def test_keyword_use_tells_a_model_that_reads_its_keywords(memorised_dir):
         (["--base_model", "{tmp}/empty"], r"--base_model {tmp}/empty: no config\.json in that folder; .*"),
         (["--base_model", "{tmp}/no_weights"], r"--base_model {tmp}/no_weights: the folder holds no weights; .*"),
         (["--base_model", "gtp2"], r"--base_model gtp2: not a local folder, and the config could not be loaded .*"),
+        (
+            ["--base_model", "{tmp}/damaged"],
+            r"--base_model {tmp}/damaged: cannot load it \(OSError: .*\); give an intact .*",
+        ),
     ],
 )
 def test_evaluation_refuses_bad_flags_before_generating(memorised_dir, tmp_path, monkeypatch, flags, message):
@@ -348,8 +352,178 @@ def test_evaluation_refuses_bad_flags_before_generating(memorised_dir, tmp_path,
     (tmp_path / "no_weights").mkdir()
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json"):
         (tmp_path / "no_weights" / name).write_bytes((memorised_dir / name).read_bytes())
+    (tmp_path / "damaged").mkdir()  # before: a traceback from transformers
+    for name in ("model.safetensors", "tokenizer.json", "tokenizer_config.json"):
+        (tmp_path / "damaged" / name).write_bytes((memorised_dir / name).read_bytes())
+    (tmp_path / "damaged" / "config.json").write_text('{"model_type": "gpt2",')
     flags = [f.format(tmp=tmp_path) for f in flags]
     with pytest.raises(UserError) as err:
         main(["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv"), *flags])
     assert re.fullmatch(message.format(tmp=re.escape(str(tmp_path))), str(err.value)), str(err.value)
     assert not (tmp_path / "notes.txt").is_dir() and (tmp_path / "notes.txt").read_text() == "notes"
+
+
+def _eval_folder(memorised_dir, tmp_path):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(memorised_dir, model)
+    write_text_csv(tmp_path / "validation.csv", [{"text": r} for r in ROWS])
+    return model, ["--model_dir", str(model), "--validation_file", str(tmp_path / "validation.csv"), "--quiet",
+                   "--strategy", "greedy", "--max_new_tokens", "4", "--base_model", "none"]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "flags", "message"),
+    [
+        ("trainer_state.json", '{"log_history": [', [], r"{f}: not valid JSON \(.*\); was training interrupted .*"),
+        ("trainer_state.json", "[1]", [], r"{f}: expected a JSON object, found a list; is it the file training wrote\?"),
+        ("trainer_state.json", '{"log_history": [1]}', [], r"{f}: its log_history is not a list of objects; .*"),
+        ("all_results.json", '{"seed": 1,', [], r"{f}: not valid JSON \(.*\); was training interrupted .*"),
+        ("all_results.json", "[1]", ["--base_model", "init"], r"{f}: expected a JSON object, found a list; .*"),
+        ("all_results.json", '{"seed": "7"}', ["--base_model", "init"],
+         r"{f}: its seed '7' is not a whole number 0 or more; fix or remove that entry, or pass --base_model none"),
+    ],
+    ids=["state_cut", "state_list", "state_history", "results_cut", "results_list", "results_seed"],
+)  # fmt: skip
+def test_damaged_training_files_are_said_before_generating_and_earlier_outputs_stay(
+    memorised_dir, tmp_path, monkeypatch, name, content, flags, message
+):
+    # before: a cut trainer_state.json was read after the generation, once eval_results.json and
+    # eval_samples.jsonl had replaced the earlier ones; a list or a text seed gave a traceback
+    import domainlm.generation
+    from evaluate_model import main
+
+    model, args = _eval_folder(memorised_dir, tmp_path)
+    (model / name).write_text(content)
+    out = tmp_path / "eval"
+    out.mkdir()
+    (out / "eval_results.json").write_text("earlier\n")
+    forbid(monkeypatch, (domainlm.generation, "generate_batch"))
+    with pytest.raises(UserError) as err:
+        main([*args, "--output_dir", str(out), *flags])
+    assert re.fullmatch(message.format(f=re.escape(str(model / name))), str(err.value)), str(err.value)
+    assert [p.name for p in out.iterdir()] == ["eval_results.json"]
+    assert (out / "eval_results.json").read_text() == "earlier\n"
+
+
+def test_the_output_files_are_written_all_or_none(memorised_dir, tmp_path, monkeypatch):
+    # before: eval_results.json and eval_samples.jsonl were written one by one, so a failure in the report
+    # (or Ctrl-C) left the earlier report next to new results
+    import domainlm.report
+    from evaluate_model import main
+
+    model, args = _eval_folder(memorised_dir, tmp_path)
+    out = tmp_path / "eval"
+    out.mkdir()
+    earlier = {name: f"earlier {name}\n" for name in ("eval_results.json", "eval_samples.jsonl", "report.md")}
+    for name, text in earlier.items():
+        (out / name).write_text(text)
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(domainlm.report, "write_report", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        main([*args, "--output_dir", str(out)])
+    assert {p.name: p.read_text() for p in out.iterdir()} == earlier  # no staging folder left either
+    monkeypatch.undo()
+    main([*args, "--output_dir", str(tmp_path / "new" / "eval")])
+    assert sorted(p.name for p in (tmp_path / "new" / "eval").iterdir()) == [
+        "eval_results.json", "eval_samples.jsonl", "keyword_coverage.png", "loss.png", "report.md"]  # fmt: skip
+
+
+def test_an_output_folder_that_cannot_be_written_is_said_before_generating(memorised_dir, tmp_path, monkeypatch):
+    import tempfile
+
+    import domainlm.generation
+    from evaluate_model import main
+
+    _, args = _eval_folder(memorised_dir, tmp_path)
+    forbid(monkeypatch, (domainlm.generation, "generate_batch"))
+
+    def read_only(*a, **k):  # a read-only folder (root, who runs the tests here, writes anywhere)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", read_only)
+    with pytest.raises(UserError) as err:
+        main([*args, "--output_dir", str(tmp_path / "eval")])
+    assert str(err.value) == f"--output_dir {tmp_path / 'eval'}: cannot write there (Permission denied)"
+
+
+def test_a_validation_file_that_is_an_output_or_not_text_is_refused(memorised_dir, tmp_path):
+    from domainlm.tables import write_jsonl
+    from evaluate_model import main
+
+    _, args = _eval_folder(memorised_dir, tmp_path)
+    out = tmp_path / "eval"
+    out.mkdir()
+    write_jsonl(out / "eval_samples.jsonl", [{"text": r} for r in ROWS])
+    before = (out / "eval_samples.jsonl").read_bytes()
+    with pytest.raises(
+        UserError, match=r"eval_samples\.jsonl is both an input and an output; choose another --output_dir"
+    ):
+        main([*args, "--validation_file", str(out / "eval_samples.jsonl"), "--output_dir", str(out)])
+    assert (out / "eval_samples.jsonl").read_bytes() == before
+    write_jsonl(tmp_path / "v.jsonl", [{"text": "The night train crossed the river."}, {"text": ["a", "list"]}])
+    with pytest.raises(
+        UserError, match=r"v\.jsonl: the row at line 2: its 'text' is list .*, not text; make it a string"
+    ):
+        main([*args, "--validation_file", str(tmp_path / "v.jsonl"), "--output_dir", str(out)])
+
+
+def test_a_validation_record_whose_prompt_fills_the_context_is_named(memorised_dir, tmp_path):
+    from domainlm.tables import write_csv
+    from evaluate_model import main
+
+    _, args = _eval_folder(memorised_dir, tmp_path)
+    many = ", ".join(f"skill{i}" for i in range(60))
+    write_csv(tmp_path / "v.csv", [{"title": "Baker", "keywords": "bread"}, {"title": "Cook", "keywords": many}],
+              ["title", "keywords"])  # fmt: skip
+    with pytest.raises(UserError) as err:
+        main([*args, "--validation_file", str(tmp_path / "v.csv"), "--output_dir", str(tmp_path / "eval")])
+    assert re.fullmatch(
+        rf"{re.escape(str(tmp_path / 'v.csv'))}: the row at line 3: its prompt \(title and keywords\) is \d+ "
+        r"tokens, the model's whole context of 64; shorten them, or leave the row out",
+        str(err.value),
+    ), str(err.value)
+    assert not (tmp_path / "eval").exists()
+
+
+def test_a_base_model_with_another_tokenizer_is_refused(memorised_dir, tmp_path, monkeypatch):
+    # before: a smaller vocabulary gave an IndexError traceback after the generation; one of the same size
+    # gave a 'perplexity before' of ids that mean other tokens to it
+    import torch
+    from conftest import record_rows
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    import domainlm.generation
+    from domainlm.evaluation import base_model
+    from domainlm.tokenizer import train_bpe_tokenizer
+    from evaluate_model import main
+
+    tok = train_bpe_tokenizer([r["text"][::-1] for r in record_rows(60, 60)], vocab_size=300, model_max_length=64)
+    torch.manual_seed(0)
+    other = tmp_path / "other"
+    GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=8, n_head=2, n_positions=64, vocab_size=len(tok))).save_pretrained(
+        other
+    )
+    tok.save_pretrained(other)
+    model, args = _eval_folder(memorised_dir, tmp_path)
+    forbid(monkeypatch, (domainlm.generation, "generate_batch"))
+    with pytest.raises(UserError) as err:
+        main([*args, "--base_model", str(other), "--output_dir", str(tmp_path / "eval")])
+    assert re.fullmatch(
+        rf"--base_model {re.escape(str(other))}: its tokenizer is not the one of --model_dir {re.escape(str(model))} "
+        r"\(ids differ for \d+ of its 301 tokens, e\.g\. .*\), so its perplexity would mean nothing; give the model "
+        r"training started from \(init finds it in all_results\.json\), or none",
+        str(err.value),
+    ), str(err.value)
+    assert not (tmp_path / "eval").exists()
+    # the model a run started from (all_results.json) may have had another tokenizer (--tokenizer_name): it
+    # gets a row for every id of the fine-tuned one, as training gave it, rather than an IndexError
+    from transformers import AutoTokenizer
+
+    ours = AutoTokenizer.from_pretrained(model)
+    before, _ = base_model(str(other), model, ours)
+    assert before.get_input_embeddings().weight.shape[0] >= len(ours) > 301

@@ -392,3 +392,156 @@ def test_pipeline_of_the_saved_folder_never_writes_padded_rows_or_pad(padded_dir
     # the control: without the suppression, the favoured ids win every step
     [out] = generator("Baker<|SEP|>bread<|SEP|>", suppress_tokens=[], max_new_tokens=4, return_tensors=True)
     assert all(t >= 501 or t == 1 for t in out["generated_token_ids"][-4:])
+
+
+def _model_copy(src, dst, *names):
+    """A folder with only ``names`` of the saved folder ``src`` (all of them when none are given)."""
+    import shutil
+
+    dst.mkdir(parents=True)
+    for f in src.iterdir():
+        if f.is_file() and (not names or f.name in names):
+            shutil.copy(f, dst / f.name)
+    return dst
+
+
+TOKENIZER = ("tokenizer.json", "tokenizer_config.json")
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda src, d: d, r"--model_dir {d}: no such folder"),
+        (
+            lambda src, d: _model_copy(src, d, "config.json", *TOKENIZER),
+            r"--model_dir {d}: the folder holds no weights .*",
+        ),
+        (
+            lambda src, d: _model_copy(src, d, "config.json", "model.safetensors", "generation_config.json"),
+            r"--model_dir {d}: the folder holds no tokenizer \(none of tokenizer\.json, .*\); copy the tokenizer "
+            r"files training used \(its --tokenizer_name folder\) into it",
+        ),
+        (
+            lambda src, d: (
+                _model_copy(src, d, "config.json", *TOKENIZER),
+                (d / "global_step4").mkdir(),
+                (d / "latest").write_text("global_step4"),
+            )[0],
+            r"--model_dir {d}: a DeepSpeed checkpoint \(global_step\*\), not a model; pass the checkpoint-N folder "
+            r"above it, or write the weights with `python {d}/zero_to_fp32\.py {d} OUT` .*",
+        ),
+        (
+            lambda src, d: (d.mkdir(parents=True), (d / "mp_rank_00_model_states.pt").write_bytes(b"x"))[0] or d,
+            r"--model_dir {d}: DeepSpeed's own files of one checkpoint, not a model; pass the checkpoint-N folder .*",
+        ),
+        (
+            lambda src, d: (_model_copy(src, d / "checkpoint-2"), _model_copy(src, d / "checkpoint-10"))[0].parent,
+            r"--model_dir {d}: no final model, only checkpoints \(checkpoint-2, checkpoint-10\): training did not "
+            r"finish; pass --model_dir {d}/checkpoint-10, or resume training",
+        ),
+        (
+            lambda src, d: (_model_copy(src, d), (d / "config.json").write_text('{"model_type": "gpt2",'))[0],
+            r"--model_dir {d}: its config\.json is not valid JSON \(.*\); copy the folder again",
+        ),
+        (
+            lambda src, d: (_model_copy(src, d), (d / "model.safetensors").write_bytes(b"\x00" * 100))[0],
+            r"--model_dir {d}: its model cannot be loaded \(SafetensorError: .*\); a file of the folder is damaged "
+            r"or incomplete: copy the folder again, or train again",
+        ),
+        (
+            lambda src, d: (_model_copy(src, d), (d / "tokenizer.json").write_text("{"))[0],
+            r"--model_dir {d}: its tokenizer cannot be loaded \(.*\); a file of the folder is damaged .*",
+        ),
+    ],
+    ids=[
+        "missing",
+        "config_only",
+        "no_tokenizer",
+        "deepspeed_checkpoint",
+        "global_step_folder",
+        "only_checkpoints",
+        "damaged_config",
+        "damaged_weights",
+        "damaged_tokenizer",
+    ],
+)
+def test_a_folder_that_is_not_a_whole_model_is_named_in_one_line(memorised_dir, tmp_path, make, message):
+    # before: a folder without a tokenizer said 'prompt 1 is empty' (transformers made an empty one); damaged
+    # files gave tracebacks; a DeepSpeed or unfinished training folder was only 'not a model folder'
+    from generate import main
+
+    d = tmp_path / "model"
+    make(memorised_dir, d)
+    with pytest.raises(UserError) as err:
+        main(["--model_dir", str(d), "--prompt", "Bake", "--quiet", "--strategy", "greedy", "--max_new_tokens", "2"])
+    assert re.fullmatch(message.format(d=re.escape(str(d))), str(err.value)), str(err.value)
+    if "checkpoint-10" in str(err.value):  # the folder it names works
+        main(["--model_dir", str(d / "checkpoint-10"), "--prompt", "Bake", "--quiet", "--max_new_tokens", "2"])
+
+
+def test_prompts_file_cells_that_are_not_text(tmp_path):
+    # JSON titles that are numbers are text; an object where text goes is named, not a traceback
+    write_jsonl(tmp_path / "p.jsonl", [{"title": 123, "keywords": ["bread", 7]}, {"title": "Baker", "keywords": None}])
+    assert [p.prompt for p in prompts_from_file(tmp_path / "p.jsonl")] == ["123<|SEP|>bread, 7<|SEP|>",
+                                                                          "Baker<|SEP|><|SEP|>"]  # fmt: skip
+    write_jsonl(tmp_path / "bad.jsonl", [{"title": "Baker"}, {"text": {"body": "x"}}])
+    with pytest.raises(
+        UserError, match=r"bad\.jsonl: the row at line 2: its 'text' is dict .*, not text; make it a string"
+    ):
+        prompts_from_file(tmp_path / "bad.jsonl")
+    write_csv(tmp_path / "cols.csv", [{"name": "Baker", "body": "Bake."}], ["name", "body"])
+    with pytest.raises(UserError) as err:
+        prompts_from_file(tmp_path / "cols.csv")
+    assert str(err.value) == (
+        f"{tmp_path / 'cols.csv'} has no 'title', 'prompt' or 'text' column (columns: 'body', 'name'); name the "
+        "column of job titles 'title' (and that of their keywords 'keywords'), or that of texts to continue 'prompt'"
+    )
+
+
+def test_generate_script_with_a_dict_text_cell_says_which_row(memorised_dir, tmp_path):
+    from generate import main
+
+    write_jsonl(tmp_path / "p.jsonl", [{"text": {"body": "x"}}])
+    with pytest.raises(UserError, match=r"p\.jsonl: the row at line 1: its 'text' is dict"):
+        main(["--model_dir", str(memorised_dir), "--prompts_file", str(tmp_path / "p.jsonl"), "--quiet"])
+
+
+def test_a_prompts_file_row_longer_than_the_context_is_named(memorised_dir, tmp_path):
+    from generate import main
+
+    write_csv(tmp_path / "p.csv", [{"prompt": "Bake"}, {"prompt": "bread " * 100}], ["prompt"])
+    with pytest.raises(UserError) as err:
+        main(["--model_dir", str(memorised_dir), "--prompts_file", str(tmp_path / "p.csv"), "--quiet"])
+    assert re.fullmatch(
+        rf"{re.escape(str(tmp_path / 'p.csv'))}: the row at line 3: its prompt is \d+ tokens, the model's whole "
+        r"context of 64; shorten its title and keywords \(or its prompt\)",
+        str(err.value),
+    ), str(err.value)
+
+
+def test_output_that_cannot_be_written_or_is_the_prompts_file_is_refused_before_the_model_loads(tmp_path, monkeypatch):
+    import tempfile
+
+    from conftest import forbid
+
+    import domainlm.generation
+    from generate import main
+
+    forbid(monkeypatch, (domainlm.generation, "load_model_dir"))
+    write_jsonl(tmp_path / "p.jsonl", [{"title": "Baker", "keywords": "bread"}])
+    before = (tmp_path / "p.jsonl").read_bytes()
+    for output in (tmp_path / "p.jsonl", tmp_path / "sub" / ".." / "p.jsonl"):
+        with pytest.raises(UserError) as err:
+            main(["--model_dir", "m", "--prompts_file", str(tmp_path / "p.jsonl"), "--output", str(output)])
+        assert str(err.value) == f"--output {output} is the --prompts_file; it would be replaced: choose another name"
+    assert (tmp_path / "p.jsonl").read_bytes() == before
+
+    def read_only(*args, **kwargs):  # a read-only folder (root, who runs the tests here, writes anywhere)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkstemp", read_only)
+    out = tmp_path / "new" / "out.jsonl"
+    with pytest.raises(UserError) as err:
+        main(["--model_dir", "m", "--prompt", "Bake", "--output", str(out)])
+    assert str(err.value) == f"--output {out}: cannot write into {tmp_path} (Permission denied); choose another path"
+    assert not (tmp_path / "new").exists()

@@ -382,3 +382,35 @@ def test_text2csv_reads_a_windows_text_file_with_encoding(tmp_path):
     assert proc.returncode == 0, proc.stderr
     with open(tmp_path / "out" / "train.csv", encoding="utf-8", newline="") as f:
         assert [r["text"] for r in csv.DictReader(f)] == ["ok", WINDOWS_TEXT]
+
+
+@pytest.mark.parametrize(
+    ("script", "damage", "error"),
+    [
+        ("generate.py", "model.safetensors", r"--model_dir {model}: its model cannot be loaded \(SafetensorError: .*"),
+        ("evaluate_model.py", "tokenizer.json", r"--model_dir {model}: its tokenizer cannot be loaded \(.*"),
+    ],
+)
+def test_generation_and_evaluation_of_a_damaged_model_folder(
+    tmp_path, tiny_model_dir, records_dir, script, damage, error
+):
+    # before: a traceback from safetensors or json, after the validation file was read
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    (model / damage).write_bytes(b"{\x00\x01")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "report.md").write_text("earlier\n")
+    if script == "generate.py":
+        args = ["--prompt", "Bake", "--output", str(out / "samples.jsonl")]
+    else:
+        args = ["--validation_file", str(records_dir / "validation.csv"), "--output_dir", str(out)]
+    before = _tree(tmp_path)
+    proc = _run(script, ["--model_dir", str(model), *args, "--quiet"], cwd=tmp_path)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert re.fullmatch(f"error: {error.format(model=re.escape(str(model)))}\n", proc.stderr), proc.stderr
+    assert _tree(tmp_path) == before
