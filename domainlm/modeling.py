@@ -18,7 +18,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domainlm.errors import UserError
+from domainlm.errors import UserError, first_line
 from domainlm.tokenizer import (
     TOKENIZER_FILES,
     SpecialSeparatorError,
@@ -63,6 +63,23 @@ def _hub_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> An
         ) from None
 
 
+def _local_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> Any:
+    """``loader.from_pretrained(name)`` for a local folder, with a one-line error when one of its files is
+    damaged (cut short by a copy, not JSON, not safetensors): the library's errors are tracebacks."""
+    import json
+
+    try:
+        return loader.from_pretrained(name, **kwargs)
+    except Exception as err:  # what a damaged config.json, tokenizer file or weights file raises
+        damaged = isinstance(err, (OSError, json.JSONDecodeError, UnicodeDecodeError))
+        if not damaged and type(err).__name__ != "SafetensorError":
+            raise  # anything else (an attention kernel that cannot run, ...) is said by the caller
+        raise UserError(
+            f"{flag} {name}: its {what} cannot be loaded ({type(err).__name__}: {first_line(err)}); a file of the "
+            "folder is damaged or incomplete: copy the folder again, or save it again"
+        ) from None
+
+
 def context_length(config: PretrainedConfig) -> int:
     for key in ("n_positions", "max_position_embeddings", "n_ctx"):
         value = getattr(config, key, None)
@@ -82,7 +99,7 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
     if Path(name).exists():
         hint = "make one with create_tokenizer.py or pass --tokenizer_name"
         check_pretrained_name(name, flag, "tokenizer", TOKENIZER_FILES, hint)
-        tokenizer = AutoTokenizer.from_pretrained(name, **kwargs)
+        tokenizer = _local_load(AutoTokenizer, name, flag, "tokenizer", **kwargs)
     else:
         tokenizer = _hub_load(AutoTokenizer, name, flag, "tokenizer", **kwargs)
     try:
@@ -103,7 +120,7 @@ def load_config(model_args: ModelArguments) -> PretrainedConfig:
         if path.exists():
             if not (path / "config.json").is_file():
                 raise UserError(f"{flag} {name}: no config.json in that folder; is it a model folder?")
-            return AutoConfig.from_pretrained(name, **kwargs)
+            return _local_load(AutoConfig, name, flag, "config", **kwargs)
         return _hub_load(AutoConfig, name, flag, "config", **kwargs)
     config = AutoConfig.for_model(model_args.model_type)
     if model_args.config_overrides:
@@ -231,7 +248,7 @@ def load_model(
                         f"--model_name_or_path {name}: the folder holds no weights (expected {WEIGHT_FILES[0]} "
                         f"or {WEIGHT_FILES[2]}); point it at a folder written by run_clm.py or save_pretrained"
                     )
-                model = AutoModelForCausalLM.from_pretrained(name, **kwargs)
+                model = _local_load(AutoModelForCausalLM, name, "--model_name_or_path", "model", **kwargs)
             else:
                 model = _hub_load(AutoModelForCausalLM, name, "--model_name_or_path", "model", **kwargs)
         else:

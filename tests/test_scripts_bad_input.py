@@ -414,3 +414,32 @@ def test_generation_and_evaluation_of_a_damaged_model_folder(
     assert proc.stderr.count("\n") == 1, proc.stderr
     assert re.fullmatch(f"error: {error.format(model=re.escape(str(model)))}\n", proc.stderr), proc.stderr
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("damage", "flag", "what", "kind"),
+    [
+        ("config.json", "--model_name_or_path", "tokenizer", "OSError"),  # read first, and it reads config.json
+        ("tokenizer.json", "--model_name_or_path", "tokenizer", "JSONDecodeError"),
+        ("model.safetensors", "--model_name_or_path", "model", "SafetensorError"),
+        ("tokenizer.json", "--tokenizer_name", "tokenizer", "JSONDecodeError"),
+    ],
+)
+def test_training_from_a_damaged_model_folder(tmp_path, tiny_model_dir, records_dir, damage, flag, what, kind):
+    """A file of the model (or tokenizer) folder cut short by a copy: one line naming the flag, no traceback."""
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    data = (model / damage).read_bytes()
+    (model / damage).write_bytes(data[: len(data) // 2])
+    start = [flag, str(model)] if flag == "--model_name_or_path" else [
+        "--model_name_or_path", str(tiny_model_dir), flag, str(model)]  # fmt: skip
+    before = _tree(tmp_path)
+    proc = _run("run_clm.py", [*start, "--train_file", str(records_dir / "train.csv"), "--do_train", "--max_steps", "1",
+                               "--output_dir", str(tmp_path / "out"), "--report_to", "none"], cwd=tmp_path)  # fmt: skip
+    assert "Traceback" not in proc.stderr and proc.returncode == 2, proc.stderr[-3000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: {flag} {model}: its {what} cannot be loaded ({kind}: "), last
+    assert last.endswith("a file of the folder is damaged or incomplete: copy the folder again, or save it again")
+    assert _tree(tmp_path) == before
