@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domainlm.errors import UserError, first_line
+from domainlm.errors import UserError
 from domainlm.template import SEP_TOKEN, clean_keywords, format_prompt, is_record
 
 if TYPE_CHECKING:
@@ -240,7 +240,7 @@ def base_model(base: str, model_dir: Path, tokenizer: Any) -> tuple[Any, str]:
     from domainlm.modeling import load_model, load_tokenizer, match_tokenizer
 
     args = ModelArguments(model_name_or_path=base)
-    with _as_base_model_flag(base):
+    with _as_base_model_flag():
         model = load_model(args, load_tokenizer(args))
     match_tokenizer(model, tokenizer)  # rows for every id of the fine-tuned tokenizer, as training resized them
     return model.eval(), f"`{base}`"
@@ -258,24 +258,13 @@ def run_seed(model_dir: Path) -> int:
 
 
 @contextlib.contextmanager
-def _as_base_model_flag(base: str) -> Iterator[None]:
-    """The loaders name ``--model_name_or_path`` in their errors; here the flag is ``--base_model``."""
+def _as_base_model_flag() -> Iterator[None]:
+    """The loaders name ``--model_name_or_path`` in their errors (a damaged file of the folder included:
+    ``domainlm.modeling``); here the flag is ``--base_model``."""
     try:
         yield
     except UserError as err:
         raise UserError(str(err).replace("--model_name_or_path", "--base_model", 1)) from None
-    except (OSError, ValueError, RuntimeError) as err:  # a damaged config.json, tokenizer or weights file
-        raise UserError(
-            f"--base_model {base}: cannot load it ({type(err).__name__}: {first_line(err)}); give an intact model folder "
-            "or hub name, init, or none"
-        ) from None
-    except Exception as err:
-        if type(err).__name__ != "SafetensorError":  # safetensors' own error type: a damaged weights file
-            raise
-        raise UserError(
-            f"--base_model {base}: its weights cannot be loaded (SafetensorError: {first_line(err)}); give an intact "
-            "model folder or hub name, init, or none"
-        ) from None
 
 
 def started_from(base: str | None, model_dir: Path) -> str | None:
@@ -309,7 +298,7 @@ def check_base_model(base: str | None, tokenizer: Any = None, model_dir: str | P
     from domainlm.modeling import WEIGHT_FILES, load_config, load_tokenizer
 
     args = ModelArguments(model_name_or_path=base)
-    with _as_base_model_flag(base):
+    with _as_base_model_flag():
         load_config(args)
         base_tokenizer = load_tokenizer(args)
     if tokenizer is not None:

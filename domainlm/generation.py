@@ -441,22 +441,41 @@ def plan_batches(lengths: list[int], context: int, settings: GenerationSettings)
         if n >= context:
             raise PromptTooLongError(i, n, context)
         if n + want > context:
-            logger.warning(
-                "prompt %d: max_new_tokens %d clipped to %d, so that its %d tokens and the continuation fit the "
-                "model's context of %d",
-                i + 1,
-                want,
-                context - n,
-                n,
-                context,
-            )
             batches.append(([i], context - n))
         else:
             fits.append(i)
+    if len(batches) == 1:
+        (i,), room = batches[0]
+        logger.warning(
+            "prompt %d: max_new_tokens %d clipped to %d, so that its %d tokens and the continuation fit the "
+            "model's context of %d",
+            *(i + 1, want, room, lengths[i], context),
+        )
+    elif batches:  # one line for all, not one per prompt
+        rooms = [room for _, room in batches]
+        logger.warning(
+            "%d of %d prompts: max_new_tokens %d clipped to %d-%d tokens (prompts %s), so that each prompt and its "
+            "continuation fit the model's context of %d",
+            *(
+                len(batches),
+                len(lengths),
+                want,
+                min(rooms),
+                max(rooms),
+                _numbers([i + 1 for (i,), _ in batches]),
+                context,
+            ),
+        )
     fits.sort(key=lambda i: (-lengths[i], i))
     step = settings.batch_size
     batches[:0] = [(fits[k : k + step], want) for k in range(0, len(fits), step)]
     return batches
+
+
+def _numbers(items: list[int], shown: int = 10) -> str:
+    """``1, 4, 9`` or ``1, 4, 9, ... (25 in all)``."""
+    text = ", ".join(str(i) for i in items[:shown])
+    return text if len(items) <= shown else f"{text}, ... ({len(items)} in all)"
 
 
 @functools.cache

@@ -335,7 +335,8 @@ def test_keyword_use_tells_a_model_that_reads_its_keywords(memorised_dir):
         (["--base_model", "gtp2"], r"--base_model gtp2: not a local folder, and the config could not be loaded .*"),
         (
             ["--base_model", "{tmp}/damaged"],
-            r"--base_model {tmp}/damaged: cannot load it \(OSError: .*\); give an intact .*",
+            r"--base_model {tmp}/damaged: its config cannot be loaded \(OSError: .*\); a file of the folder is "
+            r"damaged or incomplete: copy the folder again, or save it again",
         ),
     ],
 )

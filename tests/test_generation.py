@@ -74,6 +74,15 @@ def test_batches_group_by_length_and_an_overlong_prompt_is_clipped_alone(caplog)
     assert "prompt 4: max_new_tokens 10 clipped to 6" in caplog.text and "context of 256" in caplog.text
     with pytest.raises(UserError, match="prompt 2 is 256 tokens: the model's whole context of 256"):
         plan_batches([3, 256], context=256, settings=s)
+    caplog.clear()  # several clipped: one line for all of them
+    s = GenerationSettings(strategy="greedy", max_new_tokens=20, batch_size=2)
+    with caplog.at_level(logging.WARNING, logger="domainlm.generation"):
+        plan = plan_batches([250, 3, *range(237, 255)], context=256, settings=s)
+    assert plan[0] == ([1], 20) and plan[1] == ([0], 6) and len(plan) == 20
+    assert caplog.messages == [
+        "19 of 20 prompts: max_new_tokens 20 clipped to 2-19 tokens (prompts 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... "
+        "(19 in all)), so that each prompt and its continuation fit the model's context of 256"
+    ]
 
 
 def test_prompts_are_padded_on_the_left(tiny, monkeypatch):
