@@ -50,7 +50,7 @@ def main(argv=None):
         settings_from_args,
     )
     from domainlm.tables import check_output_file, row_at
-    from domainlm.template import KEYWORD_JOINER, clean_keywords, format_prompt
+    from domainlm.template import KEYWORD_JOINER, SEP_TOKEN, clean_keywords, format_prompt
 
     args = make_parser().parse_args(argv)
     settings = settings_from_args(args)  # bad input fails here, before the model loads
@@ -83,11 +83,11 @@ def main(argv=None):
         texts = validation_texts(table, args.prompts_file) if plain else []
         prompts = [] if plain else prompts_from_file(args.prompts_file, args.num_prompts)
     elif args.title:
+        for flag, value in (("--title", args.title), ("--keywords", args.keywords)):
+            if value and SEP_TOKEN in value:
+                raise UserError(f"{flag} {value!r}: {SEP_TOKEN} separates title, keywords and body; remove it")
         keywords = KEYWORD_JOINER.join(clean_keywords(args.keywords))
-        try:
-            prompts = [Prompt(format_prompt(args.title, keywords), args.title, keywords)]
-        except ValueError as err:
-            raise UserError(f"--title/--keywords: {err}") from None
+        prompts = [Prompt(format_prompt(args.title, keywords), args.title, keywords)]
     elif args.prompt:
         prompts = [Prompt(args.prompt)]
     else:

@@ -229,6 +229,14 @@ def test_a_plain_text_prompts_file_is_continued_from_each_texts_opening(tmp_path
         (["--prompts_file", "p.csv", "--title", "Baker"], r"--prompts_file and --title: give only one of them"),
         (["--prompt", "  "], r"--prompt is empty; give some text"),
         (["--title", ""], r"--title is empty; give some text"),
+        (
+            ["--title", "Baker<|SEP|>bread"],
+            r"--title 'Baker<\|SEP\|>bread': <\|SEP\|> separates title, keywords and body; remove it",
+        ),
+        (
+            ["--title", "Baker", "--keywords", "bread<|SEP|>"],
+            r"--keywords 'bread<\|SEP\|>': <\|SEP\|> separates .*; remove it",
+        ),
         (["--prompt", "Bake", "--num_prompts", "2"], r"--num_prompts counts the rows of --prompts_file; .*"),
         (["--prompts_file", "p.csv", "--num_prompts", "0"], r"--num_prompts 0: must be at least 1"),
         (["--prompts_file", "p.csv", "--num_prompts", "-2"], r"--num_prompts -2: must be at least 1"),
