@@ -462,6 +462,7 @@ def run_evaluation(
     if base == "init":
         run_seed(model_dir)
     start = started_from(base, model_dir)  # init: the model a fine-tuning run started from, if any
+    earlier = earlier_evaluation(output_dir)  # an evaluation written there before: its plots go if not redrawn
     with staged_outputs(output_dir) as staged:  # nothing in output_dir changes unless every file is written
         model, tokenizer = load_model_dir(model_dir, progress=progress)
         # a model given with --base_model must share the tokenizer; the one training started from may not
@@ -498,6 +499,9 @@ def run_evaluation(
         (write_text_report if plain else write_report)(staged.folder, results, samples, trainer_state)
         for name in names[2:]:  # the plots and the report, written above into the staging folder
             staged.file(name)
+        fresh = {name for name in names if (staged.folder / name).exists()}
+    for name in set(earlier) - fresh:  # e.g. the loss curve of a folder that has no trainer_state.json now
+        (output_dir / name).unlink(missing_ok=True)
     return results
 
 

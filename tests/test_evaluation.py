@@ -528,3 +528,19 @@ def test_a_base_model_with_another_tokenizer_is_refused(memorised_dir, tmp_path,
     ours = AutoTokenizer.from_pretrained(model)
     before, _ = base_model(str(other), model, ours)
     assert before.get_input_embeddings().weight.shape[0] >= len(ours) > 301
+
+
+def test_a_plot_that_the_new_evaluation_does_not_draw_goes_with_the_earlier_one(memorised_dir, tmp_path):
+    """The folder's trainer_state.json is gone: the earlier loss curve would stay beside a report without it."""
+    from evaluate_model import main
+
+    model, args = _eval_folder(memorised_dir, tmp_path)
+    out = tmp_path / "eval"
+    main([*args, "--output_dir", str(out)])
+    assert (out / "loss.png").is_file()
+    (out / "notes.md").write_text("mine\n")
+    (model / "trainer_state.json").unlink()
+    main([*args, "--output_dir", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == [
+        "eval_results.json", "eval_samples.jsonl", "keyword_coverage.png", "notes.md", "report.md"]  # fmt: skip
+    assert "loss.png" not in (out / "report.md").read_text()
