@@ -105,16 +105,21 @@ def _position(path: str, line: int) -> str:
 
 @contextlib.contextmanager
 def no_progress_bars() -> Iterator[None]:
-    """Hide the datasets library's progress bars inside the block (a script's own summary says enough)."""
+    """Hide the datasets and transformers libraries' progress bars inside the block (a script's own summary
+    says enough; ``run_clm.py --disable_tqdm true`` asks for no bars at all)."""
     import datasets
+    from transformers.utils import logging as hf_logging
 
-    were_off = datasets.are_progress_bars_disabled()
+    were_off = datasets.are_progress_bars_disabled(), not hf_logging.is_progress_bar_enabled()
     datasets.disable_progress_bars()
+    hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if not were_off:
+        if not were_off[0]:
             datasets.enable_progress_bars()
+        if not were_off[1]:
+            hf_logging.enable_progress_bar()
 
 
 def load_text_dataset(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -176,10 +177,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if distributed.single_process_note:  # set while parsing, before logging was set up
         logger.info("%s", distributed.single_process_note)
         distributed.single_process_note = None
+    from domainlm.data import no_progress_bars
     from domainlm.guards import ctrl_c
 
+    bars = no_progress_bars() if training_args.disable_tqdm else contextlib.nullcontext()
     try:
-        with ctrl_c.watching(), OutputFolder(training_args) as folder:
+        with ctrl_c.watching(), OutputFolder(training_args) as folder, bars:
             return run(argv, model_args, data_args, run_args, training_args, folder)
     except KeyboardInterrupt as err:
         if isinstance(err, Interrupted):

@@ -285,3 +285,17 @@ def test_the_saved_tokenizer_cuts_at_the_models_context(tmp_path, bpe_tokenizer_
     ids = tokenizer("bread " * 300, truncation=True, return_tensors="pt")["input_ids"]
     assert ids.shape == (1, 64)
     AutoModelForCausalLM.from_pretrained(tmp_path / "out")(ids)  # 65 would be past the position table
+
+
+def test_disable_tqdm_hides_every_progress_bar(tmp_path, tiny_model_dir, records_dir, capsys):
+    """--disable_tqdm true (launch.sh's): no bar of the Trainer, nor of datasets (tokenising) or transformers
+    (loading and writing weights) in the log."""
+    argv = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
+            "--max_steps", "1", "--per_device_train_batch_size", "8", "--overwrite_cache", *common(tmp_path)]  # fmt: skip
+    main(argv)
+    err = capsys.readouterr().err
+    assert "it/s]" not in err and "examples/s]" not in err, err[-2000:]
+    assert (tmp_path / "out" / "model.safetensors").is_file()
+    main([a if a != "true" else "false" for a in argv] + ["--overwrite_output_dir"])  # the bars, as asked
+    err = capsys.readouterr().err
+    assert "examples/s]" in err and "1/1 [" in err
