@@ -11,8 +11,9 @@ A --prompts_file of plain text (text2csv.py's rows: poems, jokes) gives each tex
 16 tokens at most, cut at the end of a word, as evaluate_model.py does.
 
 Prints each prompt and what the model wrote after it. ``--output`` (.jsonl or .csv) also saves one row
-per output: prompt, title, keywords, generated, seed, return_index, new_tokens, stopped_at_eos and
-every generation setting. A row's seed reproduces it: the same prompt with ``--seed <row seed>`` and
+per output: prompt, title, keywords, generated, reference (for a --prompts_file row that holds more
+than the prompt: the real posting body, or the real rest of the text), seed, return_index, new_tokens,
+stopped_at_eos and every generation setting. A row's seed reproduces it: the same prompt with ``--seed <row seed>`` and
 the same settings gives the same text, alone or in any batch.
 """
 
@@ -120,6 +121,7 @@ def main(argv=None):
                 "title": p.title,
                 "keywords": p.keywords,
                 "generated": g.text,
+                "reference": p.reference,  # what the file's row holds after the prompt: the real body, or rest
                 "seed": g.seed,
                 "return_index": g.return_index,
                 "new_tokens": g.new_tokens,

@@ -200,6 +200,8 @@ def test_generate_script_writes_jsonl_and_csv_rows_with_seed_and_settings(memori
     table = read_table(tmp_path / "out.csv")
     assert [(r["title"], r["seed"], r["return_index"]) for r in table] == [
         ("Baker", "3", "0"), ("Baker", "3", "1"), ("Van Driver", "4", "0"), ("Van Driver", "4", "1")]  # fmt: skip
+    assert [r["reference"] for r in table] == [RECORDS[0][2], RECORDS[0][2], RECORDS[1][2], RECORDS[1][2]]
+    assert saved["reference"] is None  # --title: nothing to compare with
     assert {r["strategy"] for r in table} == {"top_k_top_p"} and {r["top_p"] for r in table} == {"0.95"}
     with pytest.raises(UserError, match=r"--output out\.txt: use a \.jsonl or \.csv"):
         main(["--model_dir", str(memorised_dir), "--prompt", "x", "--output", "out.txt"])
@@ -217,6 +219,7 @@ def test_a_plain_text_prompts_file_is_continued_from_each_texts_opening(tmp_path
         ("The night train crossed", " the frozen river slowly.", None, True),
         ("Lamps burned on the far", " shore until the morning came.", None, True),
     ]
+    assert [r["reference"] for r in rows] == [r["generated"] for r in rows]  # memorised: word for word the rest
     rows = main(["--model_dir", str(model_dir), "--prompts_file", str(tmp_path / "validation.csv"), "--quiet",
                  "--strategy", "greedy", "--num_prompts", "1"])  # fmt: skip
     assert [r["prompt"] for r in rows] == ["The night train crossed"]
