@@ -21,7 +21,7 @@ and prints what it kept and dropped; for the first command above with --keyword_
     read 240 postings from data/jobs_sample.csv; kept 214
     dropped: missing title or text 0, duplicate 0, too short 0, too long 26
     keywords: 190 kept postings had theirs, 24 got them from tfidf (24 extracted in 0.92s); per posting mean 6.93 (min 4, max 10)
-    train: 193 rows, 68,341 words; per row min 134 / p50 313 / p90 607 / max 700
+    train: 193 rows, 68,342 words; per row min 134 / p50 313 / p90 607 / max 700
     validation: 21 rows, 6,432 words; per row min 158 / p50 250 / p90 518 / max 603
 """
 

@@ -132,13 +132,11 @@ def add_generation_arguments(parser: argparse.ArgumentParser, **defaults: Any) -
     group = parser.add_argument_group("generation")
     for f in fields(GenerationSettings):
         kind = {"int": int, "float": float, "str": str}[str(f.type).split(" ")[0]]
-        group.add_argument(
-            f"--{f.name}",
-            type=kind,
-            default=defaults.get(f.name, f.default),
-            choices=f.metadata.get("choices"),
-            help=f.metadata["help"],
-        )
+        default = defaults.get(f.name, f.default)
+        text = f.metadata["help"]
+        if default is not None and "[" not in text:  # the script's own default (256 or 400 new tokens, ...)
+            text = f"{text} [{default}]"
+        group.add_argument(f"--{f.name}", type=kind, default=default, choices=f.metadata.get("choices"), help=text)
 
 
 def settings_from_args(args: argparse.Namespace) -> GenerationSettings:

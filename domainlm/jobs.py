@@ -326,10 +326,17 @@ def _length_counter(args: PrepareArguments) -> Callable[[list[str]], list[int]]:
         return lambda rows: [len(s.split()) for s in rows]
     from transformers import AutoTokenizer
 
+    folder = Path(args.tokenizer).expanduser()
     try:
-        tok = AutoTokenizer.from_pretrained(str(Path(args.tokenizer).expanduser()))
+        tok = AutoTokenizer.from_pretrained(str(folder))
     except (OSError, ValueError) as err:
-        raise UserError(f"--tokenizer {args.tokenizer}: cannot load it ({str(err).splitlines()[0][:160]})") from None
+        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        if folder.is_dir():
+            raise UserError(f"--tokenizer {args.tokenizer}: cannot load it ({reason})") from None
+        raise UserError(
+            f"--tokenizer {args.tokenizer}: not a local folder, and it could not be loaded from the model hub "
+            f"({reason}); give a local tokenizer folder (create_tokenizer.py makes one)"
+        ) from None
 
     def count(rows: list[str]) -> list[int]:
         lengths: list[int] = []

@@ -66,6 +66,24 @@ def test_settings_fill_strategy_defaults_and_refuse_flags_that_do_nothing():
         GenerationSettings(strategy="top_p", top_p=1.5)
 
 
+def test_help_shows_each_default_and_the_scripts_own_max_new_tokens():
+    """generate.py's --max_new_tokens is 256 and evaluate_model.py's 400: --help says which."""
+    import argparse
+
+    from domainlm.generation import add_generation_arguments
+
+    def help_of(**defaults):
+        parser = argparse.ArgumentParser()
+        add_generation_arguments(parser, **defaults)
+        return " ".join(parser.format_help().split())
+
+    generate, evaluate = help_of(), help_of(max_new_tokens=400)
+    assert "clipped to fit the model's context [256]" in generate
+    assert "clipped to fit the model's context [400]" in evaluate
+    assert "prompts generated together (left-padded) [16]" in generate and "1 = off [1.0]" in generate
+    assert "[1.0] [" not in generate  # a help that names its default gets no second one
+
+
 def test_batches_group_by_length_and_an_overlong_prompt_is_clipped_alone(caplog):
     s = GenerationSettings(strategy="greedy", max_new_tokens=10, batch_size=2)
     with caplog.at_level(logging.WARNING, logger="domainlm.generation"):

@@ -252,6 +252,25 @@ def test_length_filter_counts_tokens_and_drops_without_truncating(tmp_path, whit
     assert all(r["text"].endswith(" ".join(["w"] * int(r["title"][1:]))) for r in kept)  # never truncated
 
 
+def test_a_hub_tokenizer_without_the_hub_asks_for_a_local_folder(tmp_path, monkeypatch):
+    """--tokenizer gpt2 offline (README's example): one line saying it is no local folder and what to give."""
+    from transformers import AutoTokenizer
+
+    def offline(name, **kwargs):
+        raise OSError("We couldn't connect to 'https://huggingface.co' to load the files, and couldn't find them")
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", offline)
+    src = write_csv(tmp_path / "jobs.csv", TINY)
+    args = args_for(tmp_path, src, length_unit="tokens", tokenizer="gpt2", max_tokens=1024)
+    message = (
+        r"^--tokenizer gpt2: not a local folder, and it could not be loaded from the model hub \(We couldn't "
+        r"connect .*\); give a local tokenizer folder \(create_tokenizer.py makes one\)$"
+    )
+    with pytest.raises(UserError, match=message):
+        prepare_jobs(args, log=lambda s: None)
+    assert not (tmp_path / "out").exists()
+
+
 def test_length_in_words_drops_long_postings_whole(tmp_path):
     rows = [("Short", "a", "one two three"), ("Long", "b", " ".join(["w"] * 50))]
     src = write_csv(tmp_path / "jobs.csv", rows)
@@ -461,6 +480,24 @@ def test_launch_command_on_the_bundled_sample(tmp_path):
     assert not {text_key(r["text"].split(SEP_TOKEN)[2]) for r in train} & {
         text_key(r["text"].split(SEP_TOKEN)[2]) for r in val
     }
+
+
+def test_the_summary_quoted_in_the_help_is_what_the_command_prints(tmp_path, capsys, monkeypatch):
+    """prepare_jobs.py --help quotes what its first example prints with tfidf keywords (timing aside)."""
+    import re
+
+    import prepare_jobs
+
+    monkeypatch.chdir(ROOT)  # the example's data/jobs_sample.csv
+    flags = ["--input", "data/jobs_sample.csv", "--output_dir", str(tmp_path), "--length_unit", "words"]
+    assert run_cli(prepare_jobs.main, [*flags, "--max_tokens", "700", "--keyword_backend", "tfidf"]) == 0
+    printed = capsys.readouterr().out.splitlines()[:5]
+    quoted = prepare_jobs.__doc__.split("with --keyword_backend tfidf:", 1)[1].strip().splitlines()[:5]
+
+    def timing_aside(line):
+        return re.sub(r"in \d+\.\d+s", "in ?s", line.strip())
+
+    assert [timing_aside(line) for line in printed] == [timing_aside(line) for line in quoted]
 
 
 @pytest.mark.shared_data
