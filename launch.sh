@@ -41,7 +41,18 @@
 # Effective batch = BATCH_SIZE x GRAD_ACCUM x NUM_GPUS sequences per optimizer step:
 #   default:          8 x 1 x 1 =  8 postings/step (~3,700 tokens at ~460 tokens/posting)
 #   8 GPUs, accum 2:  8 x 2 x 8 = 128 postings/step
+#
+# Relative paths in DATA, MODEL, DS_CONFIG and HOSTFILE are read from the folder you start this in when
+# they are there (else from this repository: DS_CONFIG=ds_config_zero3.json works from anywhere), and a
+# relative WORK_DIR is made there.
 set -euo pipefail
+CALLER_DIR=$PWD
+for name in DATA MODEL DS_CONFIG HOSTFILE WORK_DIR; do
+  value=${!name:-}
+  if [[ -n "$value" && "$value" != /* ]] && { [[ "$name" == WORK_DIR ]] || [[ -e "$CALLER_DIR/$value" ]]; }; then
+    printf -v "$name" '%s' "$CALLER_DIR/$value"
+  fi
+done
 cd "$(dirname "${BASH_SOURCE[0]}")"
 START=$SECONDS
 source scripts/setup_env.sh

@@ -95,7 +95,9 @@ exit 3
 def test_hostfile_run_gives_every_machine_the_environment(tmp_path):
     """With HOSTFILE, DeepSpeed starts each machine's processes over ssh in a fresh shell, where neither the
     virtual environment (DeepSpeed then finds no ninja for its compiled ops) nor HF_HUB_OFFLINE would be:
-    launch.sh hands deepspeed a --venv_script that sets them."""
+    launch.sh hands deepspeed a --venv_script that sets them. Relative paths are read from the folder the
+    command starts in (the data, the hostfile, the work folder), or from the repository (DS_CONFIG)."""
+    import shutil
     import sys
 
     bin_dir, record = tmp_path / "bin", tmp_path / "record"
@@ -108,13 +110,17 @@ def test_hostfile_run_gives_every_machine_the_environment(tmp_path):
     # script_env sets HF_HUB_OFFLINE=1
     env = script_env(RECORD=str(record), VIRTUAL_ENV=venv, PATH=f"{bin_dir}:{venv}/bin:{os.environ['PATH']}",
                      MASTER_PORT="29777")  # fmt: skip
-    settings = {**SMALL, "WORK_DIR": str(tmp_path / "work"), "HOSTFILE": str(tmp_path / "hostfile")}
+    shutil.copy(ROOT / "data" / "jobs_sample.csv", tmp_path / "postings.csv")
+    settings = {**SMALL, "WORK_DIR": "work", "HOSTFILE": "hostfile", "DATA": "postings.csv",
+                "DS_CONFIG": "ds_config_zero3.json"}  # fmt: skip
     proc = run_process(launch_command(**settings), cwd=tmp_path, env=env)
     assert proc.returncode == 3, proc.stderr[-3000:]
+    assert f"read 240 postings from {tmp_path / 'postings.csv'}" in proc.stdout
     args = (record / "args").read_text().splitlines()
     node_env = str(tmp_path / "work" / "deepspeed_node_env.sh")
-    assert args[:7] == ["--hostfile", str(tmp_path / "hostfile"), "--master_port", "29777", "--venv_script", node_env,
-                        "run_clm.py"]  # fmt: skip
+    assert args[:9] == ["--hostfile", str(tmp_path / "hostfile"), "--master_port", "29777", "--venv_script", node_env,
+                        "run_clm.py", "--deepspeed", "ds_config_zero3.json"]  # fmt: skip
+    assert args[args.index("--train_file") + 1] == str(tmp_path / "work" / "data" / "train.csv")
     seen = (record / "node_env").read_text().splitlines()
     assert {"HF_HUB_OFFLINE=1", "TOKENIZERS_PARALLELISM=false", f"VIRTUAL_ENV={venv}"} <= set(seen)
     assert next(line for line in seen if line.startswith("PATH=")).startswith(f"PATH={venv}/bin:")
