@@ -508,6 +508,10 @@ def parse_args(
             raise UserError(f'{argv[0]}: expected a JSON object of options, such as {{"do_train": true}}')
         options = translate_legacy_dict(options)
         cpu_bf16(options=options)
+        known = {f.name for dtype in parser.dataclass_types for f in dataclasses.fields(dtype)}
+        unknown = sorted(set(options) - known)
+        if unknown:  # before the dataclasses check their values: those errors would hide this one
+            raise UserError(f"{argv[0]}: unknown options {unknown}; see python run_clm.py --help")
         if options.get("deepspeed"):
             prepare_deepspeed(options["deepspeed"])
         with explain_port_in_use():
@@ -515,6 +519,9 @@ def parse_args(
     else:
         try:
             argv = translate_legacy_argv(argv)
+            _, unknown = parser.parse_known_args(argv)
+            if unknown:  # before the dataclasses check their values: those errors would hide this one
+                raise UserError(f"unknown flags {unknown}; see python run_clm.py --help")
             cpu_bf16(argv)
             config = deepspeed_flag(argv)
             if config:

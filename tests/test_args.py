@@ -73,6 +73,11 @@ def test_a_single_json_file_is_the_whole_command_line(tmp_path):
     path.write_text(json.dumps(options))
     model, data, run, training = parse_args([str(path)])
     assert (model.model_type, data.block_size, training.eval_strategy) == ("gpt2", 64, "epoch")
+    path.write_text(json.dumps({"output_dir": str(tmp_path / "out"), "no_such_option": 1}))
+    with pytest.raises(
+        UserError, match=rf"^{path}: unknown options \['no_such_option'\]; see python run_clm.py --help$"
+    ):
+        parse_args([str(path)])
 
 
 @pytest.mark.parametrize(
@@ -80,6 +85,7 @@ def test_a_single_json_file_is_the_whole_command_line(tmp_path):
     [
         (["--train_file", "t.csv", "--do_train", "--output_dir", "o"], "give --model_name_or_path"),
         ([*BASE, "--output_dir", "o", "--no_such_flag", "1"], "unknown flags ['--no_such_flag', '1']"),
+        (["--output_dir", "o", "--no_such_flag"], "unknown flags ['--no_such_flag']"),  # said before the rest
         ([*BASE[:-1], "--output_dir", "o"], "nothing to do"),
         (
             ["--model_name_or_path", "m", "--config_overrides", "n_layer=2", "--do_eval", "--output_dir", "o"],
