@@ -10,7 +10,7 @@ Prints the vocabulary size and the ids of the three tokens; the folder loads wit
 import argparse
 import sys
 
-from domainlm.errors import run_cli
+from domainlm.errors import one_line_errors, run_cli
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -23,7 +23,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--min_frequency", type=int, default=2, help="merges seen fewer times are not learned (0+)")
     parser.add_argument("--model_max_length", type=int, default=1024, help="longest sequence the model takes (1+)")
-    return parser
+    return one_line_errors(parser)
 
 
 def main(argv=None):

@@ -22,7 +22,7 @@ Named evaluate_model.py, not evaluate.py, so that it never shadows the ``evaluat
 import argparse
 import sys
 
-from domainlm.errors import run_cli
+from domainlm.errors import one_line_errors, run_cli
 from domainlm.generation import add_generation_arguments
 
 
@@ -43,7 +43,7 @@ def make_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_generation_arguments(p, max_new_tokens=400)
-    return p
+    return one_line_errors(p)
 
 
 def main(argv=None):

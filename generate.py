@@ -20,7 +20,7 @@ the same settings gives the same text, alone or in any batch.
 import argparse
 import sys
 
-from domainlm.errors import run_cli
+from domainlm.errors import one_line_errors, run_cli
 from domainlm.generation import add_generation_arguments
 
 OUTPUT_SUFFIXES = (".jsonl", ".csv")
@@ -37,7 +37,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--output", help="also write the results to this .jsonl or .csv file")
     p.add_argument("--quiet", action="store_true", help="print no texts and no progress bar")
     add_generation_arguments(p)
-    return p
+    return one_line_errors(p)
 
 
 def main(argv=None):

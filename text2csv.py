@@ -37,7 +37,7 @@ loader reads every example back unchanged, and writes DIR/text2csv_stats.json ne
 import argparse
 import sys
 
-from domainlm.errors import run_cli
+from domainlm.errors import one_line_errors, run_cli
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -73,7 +73,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="encoding of the text and csv/json inputs, e.g. cp1252 or latin-1 (default utf-8, a BOM is "
         "dropped); the outputs are always UTF-8",
     )
-    return parser
+    return one_line_errors(parser)
 
 
 def main(argv=None):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from domainlm.compiled_ops import check_build_locks
-from domainlm.errors import UserError
+from domainlm.errors import UserError, one_line_errors
 
 if TYPE_CHECKING:
     from transformers import TrainingArguments
@@ -499,7 +499,7 @@ def parse_args(
     from domainlm.distributed import explain_port_in_use
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments))
+    parser = one_line_errors(HfArgumentParser((ModelArguments, DataArguments, RunArguments, TrainingArguments)))
     parser.epilog = legacy_help()
     describe_report_to(parser)
     if len(argv) == 1 and argv[0].endswith(".json"):

@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from domainlm.args import parse_bool
 from domainlm.cleaning import clean_line, clean_text, dedupe_key, text_key
-from domainlm.errors import UserError
+from domainlm.errors import UserError, one_line_errors
 from domainlm.keywords import DEFAULT_CANDIDATE_POOL, DEFAULT_DOC_TOKENS
 from domainlm.tables import check_encoding, check_inputs_are_not_outputs, check_output_dir, check_output_names, row_at
 from domainlm.template import EOS_TOKEN, PAD_TOKEN, SEP_TOKEN, clean_keywords, format_record
@@ -189,7 +189,7 @@ def make_parser(description: str | None = None) -> argparse.ArgumentParser:
         else:
             kwargs["type"] = kind
         parser.add_argument(*options, **kwargs)
-    return parser
+    return one_line_errors(parser)
 
 
 def parse_arguments(argv: list[str] | None = None, description: str | None = None) -> PrepareArguments:

@@ -443,3 +443,24 @@ def test_training_from_a_damaged_model_folder(tmp_path, tiny_model_dir, records_
     assert last.startswith(f"error: {flag} {model}: its {what} cannot be loaded ({kind}: "), last
     assert last.endswith("a file of the folder is damaged or incomplete: copy the folder again, or save it again")
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("script", "args", "error"),
+    [
+        ("run_clm.py", ["--do_train", "--per_device_train_batch_size", "abc"],
+         "argument --per_device_train_batch_size/--per-device-train-batch-size: invalid int value: 'abc'"),
+        ("generate.py", ["--model_dir", "m", "--prompt", "x", "--top_k", "abc"], "argument --top_k: invalid int value: 'abc'"),
+        ("evaluate_model.py", ["--model_dir", "m"], "the following arguments are required: --validation_file"),
+        ("text2csv.py", ["--bogus"], "unrecognized arguments: --bogus"),
+        ("prepare_jobs.py", ["--input", "x.csv", "--output_dir", "o", "--max_tokens", "many"],
+         "argument --max_tokens/--max-tokens: invalid int value: 'many'"),
+        ("create_tokenizer.py", ["--train_file", "t.csv"], "the following arguments are required: --output_dir"),
+    ],
+)  # fmt: skip
+def test_a_flag_argparse_refuses_is_one_line_too(tmp_path, script, args, error):
+    """Not argparse's usage block (143 lines for run_clm.py) before the error: one line that says where help is."""
+    proc = _run(script, args, cwd=tmp_path)
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr == f"error: {error}; see python {script} --help\n"
+    assert list(tmp_path.iterdir()) == []
