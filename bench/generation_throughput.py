@@ -91,7 +91,7 @@ def run_batched(model, tok, prompts: list[str], settings) -> tuple[int, float, l
 def check_arguments(args: argparse.Namespace) -> list:
     """Every flag and path, before anything is loaded; returns the settings of each strategy."""
     from domainlm.errors import UserError
-    from domainlm.generation import STRATEGIES, GenerationSettings, _check_model_dir
+    from domainlm.generation import STRATEGIES, GenerationSettings, check_model_dir
     from domainlm.tokenizer import TOKENIZER_FILES, check_pretrained_name
 
     for flag in ("num_prompts", "rounds", "threads"):
@@ -108,7 +108,7 @@ def check_arguments(args: argparse.Namespace) -> list:
     # a path that is not there, a file, a folder without a tokenizer; then one without config.json or weights
     hint = "give a folder written by run_clm.py (launch.sh writes work/finetuned)"
     check_pretrained_name(args.model_dir, "--model_dir", "tokenizer", TOKENIZER_FILES, hint, local_only=True)
-    _check_model_dir(args.model_dir)
+    check_model_dir(args.model_dir)
     prompts = Path(args.prompts_file)
     if prompts.is_dir():
         raise UserError(f"--prompts_file {prompts} is a folder; give a CSV or JSONL file of prompts")
