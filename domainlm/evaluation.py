@@ -622,7 +622,9 @@ def evaluate_plain_text(
 
     opens, skipped = continued_openings(texts, tokenizer, num_prompts, validation_file)
     n = len(opens)
-    logger.info("continuing %d validation texts from their first tokens (at most %d)", n, OPENING_TOKENS)
+    logger.info(
+        "continuing %d validation text%s from their first tokens (at most %d)", n, "" if n == 1 else "s", OPENING_TOKENS
+    )
     outputs = generate_batch(model, tokenizer, [o.prompt for o in opens], settings, progress=progress)
     results: dict[str, Any] = {
         "kind": "plain_text",

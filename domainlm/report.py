@@ -26,6 +26,10 @@ SAMPLE_WORDS = 120
 BODY_ONLY = ", on the posting bodies and end-of-text alone: `--loss_on body`"
 
 
+def _texts(n: int) -> str:
+    return f"{n:,} validation text{'' if n == 1 else 's'}"
+
+
 def is_report(text: str) -> bool:
     """Whether ``text`` is a report that ``write_report`` or ``write_text_report`` wrote (not a person's own)."""
     return text.startswith(_HEADING) and _METHODS in text
@@ -152,7 +156,7 @@ def _perplexity_lines(ppl: dict[str, Any], trainer_state: dict[str, Any] | None)
     lines = ["## Perplexity on validation", ""]
     if "after" in ppl:
         lines += [
-            f"Computed here on the {ppl['texts']} validation texts (`tokens + <|endoftext|>`, token-weighted):",
+            f"Computed here on the {_texts(ppl['texts'])} (`tokens + <|endoftext|>`, token-weighted):",
             "",
             "| model | perplexity |",
             "|---|---|",
@@ -341,7 +345,7 @@ def write_text_report(
     lines = [
         f"{_HEADING}{results['model_dir']}`",
         "",
-        f"{results['parameters']:,} parameters. Plain text: each of {results['prompts']} validation texts from "
+        f"{results['parameters']:,} parameters. Plain text: each of {_texts(results['prompts'])} from "
         f"`{results['validation_file']}` is continued from its first tokens (at most "
         f"{results['opening_tokens']}, and at most half the text)"
         + (f"; {skipped} text{'s' if skipped > 1 else ''} of one token skipped" if skipped else "")

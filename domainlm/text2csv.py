@@ -712,8 +712,8 @@ def summary_lines(args: Text2CsvArgs, stats: dict[str, Any]) -> Iterator[str]:
     if "cut" in stats:
         c = stats["cut"]
         yield (
-            f"  cut: {c['paragraph']:,} documents between paragraphs, {c['line']:,} paragraphs between lines, "
-            f"{c['sentence']:,} lines between sentences, {c['token']:,} sentences between tokens"
+            f"  cut: {_n(c['paragraph'], 'document')} between paragraphs, {_n(c['line'], 'paragraph')} between "
+            f"lines, {_n(c['sentence'], 'line')} between sentences, {_n(c['token'], 'sentence')} between tokens"
         )
     if "validation" not in stats["splits"]:
         yield "  no validation split: pass --validation INPUT... or --validation_fraction 0.1 for one"

@@ -60,6 +60,11 @@ def test_report_without_trainer_state_says_so(tmp_path):
     del results["perplexity"]["training_eval_before"]  # a run without --eval_before_training
     text = write_report(tmp_path, results, samples, None).read_text()
     assert "token-weighted over the blocks it evaluated): 12.400.\n" in text
+    assert "Computed here on the 3 validation texts (" in text
+    results["perplexity"]["texts"] = 1
+    assert (
+        "Computed here on the 1 validation text (" in write_report(tmp_path / "one", results, samples, None).read_text()
+    )
     results["perplexity"]["training_eval_loss_on"] = "body"  # trained and evaluated with --loss_on body
     body = write_report(tmp_path / "body", results, samples, None).read_text()
     assert "blocks it evaluated, on the posting bodies and end-of-text alone: `--loss_on body`): 12.400.\n" in body
