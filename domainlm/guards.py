@@ -402,7 +402,7 @@ class DiskPlan:
         return (
             f"{head}: {self.checkpoints} checkpoint{'s' if self.checkpoints != 1 else ''} at once of "
             f"{format_bytes(c.total)} each (weights {format_bytes(c.weights)}, optimizer state "
-            f"{format_bytes(c.optimizer)}) and {final}"
+            f"{format_bytes(c.optimizer)}, up to {format_bytes(c.extra)} of tokenizer and run state) and {final}"
         )
 
 

@@ -111,7 +111,8 @@ def test_disk_guard_refuses_before_step_one_and_the_threshold_is_exact(tmp_path,
         main(argv)
     assert str(err.value) == (
         f"not enough disk space: {tmp_path / 'out'} needs about 18.2 MB and its filesystem has 18.2 MB free: "
-        "2 checkpoints at once of 9.0 MB each (weights 198.8 KB, optimizer state 397.6 KB) and the final model "
+        "2 checkpoints at once of 9.0 MB each (weights 198.8 KB, optimizer state 397.6 KB, up to 8.4 MB of tokenizer "
+        "and run state) and the final model "
         "(198.8 KB); free some space, lower --save_total_limit, raise --save_steps, or pass --check_disk_space "
         "false if the estimate is wrong"
     )
