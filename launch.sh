@@ -34,6 +34,9 @@
 #   PREPARE_ARGS  more flags for prepare_jobs.py, e.g. your CSV's columns:
 #               "--title_column job_title --text_column description --keywords_column tags"  []
 #   TRAIN_ARGS  more flags for run_clm.py, e.g. "--sequence_mode packed --loss_on body"  []
+#   SAVE_STEPS  a checkpoint every N optimizer steps, or epoch, or no; the last one is kept while training
+#               runs, so that the same command, run again after a crash or Ctrl-C, continues from it [epoch]
+#   KEEP_CHECKPOINTS  1: keep the checkpoint after a finished run (GPT2-XL under ZeRO-2: ~25 GB) [0]
 #   HF_HUB_OFFLINE  1: never reach the model hub           [1 when MODEL is empty, else 0]
 #   PYTHON      interpreter that creates .venv (no venv active) [python3]
 #   TORCH_CPU_VERSION  torch installed where no NVIDIA GPU is found [2.13.0]
@@ -77,7 +80,30 @@ NUM_SAMPLES=${NUM_SAMPLES:-3}
 EVAL_PROMPTS=${EVAL_PROMPTS:-}
 PREPARE_ARGS=${PREPARE_ARGS:-}
 TRAIN_ARGS=${TRAIN_ARGS:-}
+SAVE_STEPS=${SAVE_STEPS:-epoch}
+KEEP_CHECKPOINTS=${KEEP_CHECKPOINTS:-0}
 OUT="$WORK_DIR/finetuned"
+case "$SAVE_STEPS" in
+  epoch) SAVE_ARGS=(--save_strategy epoch --save_total_limit 1) ;;
+  no | 0) SAVE_ARGS=(--save_strategy no) ;;
+  "" | *[!0-9]*)
+    echo "error: SAVE_STEPS=$SAVE_STEPS: give a number of steps, epoch or no" >&2
+    exit 2
+    ;;
+  *) SAVE_ARGS=(--save_strategy steps --save_steps "$SAVE_STEPS" --save_total_limit 1) ;;
+esac
+# A complete checkpoint newer than the model in the output folder: an earlier run of this script stopped
+# while training. It goes on from there, on the data and tokenizer it trained on (made again, they could
+# differ). A checkpoint older than the model is one that KEEP_CHECKPOINTS=1 kept after a finished run.
+RESUMING=
+LAST_CHECKPOINT=$(for state in "$OUT"/checkpoint-*/trainer_state.json; do
+  [[ -f "$state" ]] || continue
+  folder=${state%/trainer_state.json}
+  echo "${folder##*-} $state"
+done | sort -n | tail -n 1 | cut -d' ' -f2-)
+if [[ -n "$LAST_CHECKPOINT" && ! "$OUT/model.safetensors" -nt "$LAST_CHECKPOINT" ]]; then
+  RESUMING=1
+fi
 if [[ -n "$MODEL" && -e "$MODEL" && "$(realpath "$MODEL")" == "$(realpath -m "$OUT")" ]]; then
   echo "error: MODEL=$MODEL is the output folder $OUT: the run would replace the model it starts from; copy it" \
     "to another folder first, or set WORK_DIR to another folder" >&2
@@ -90,15 +116,23 @@ step() { echo; echo "=== [$((SECONDS - START))s] $*"; }
 # Ctrl-C: each step's program prints one line (run_clm.py: how to go on) and the script stops with status 130
 trap 'INTERRUPTED=1' INT
 
-step "1/5 preparing $DATA -> $WORK_DIR/data"
-# PREPARE_ARGS and TRAIN_ARGS are split into flags at spaces
-python prepare_jobs.py --input "$DATA" --output_dir "$WORK_DIR/data" --length_unit words --max_tokens "$MAX_WORDS" \
-  --keyword_backend "$KEYWORD_BACKEND" $PREPARE_ARGS
+if [[ -n "$RESUMING" ]]; then
+  step "1/5 keeping the prepared data in $WORK_DIR/data: the interrupted run in $OUT trained on it"
+else
+  step "1/5 preparing $DATA -> $WORK_DIR/data"
+  # PREPARE_ARGS and TRAIN_ARGS are split into flags at spaces
+  python prepare_jobs.py --input "$DATA" --output_dir "$WORK_DIR/data" --length_unit words --max_tokens "$MAX_WORDS" \
+    --keyword_backend "$KEYWORD_BACKEND" $PREPARE_ARGS
+fi
 
 if [[ -z "$MODEL" ]]; then
-  step "2/5 training a byte-level BPE tokenizer ($VOCAB_SIZE tokens) on the training split"
-  python create_tokenizer.py --train_file "$WORK_DIR/data/train.csv" --output_dir "$WORK_DIR/tokenizer" \
-    --vocab_size "$VOCAB_SIZE" --model_max_length "$BLOCK_SIZE"
+  if [[ -n "$RESUMING" ]]; then
+    step "2/5 keeping the tokenizer in $WORK_DIR/tokenizer: the interrupted run trained with it"
+  else
+    step "2/5 training a byte-level BPE tokenizer ($VOCAB_SIZE tokens) on the training split"
+    python create_tokenizer.py --train_file "$WORK_DIR/data/train.csv" --output_dir "$WORK_DIR/tokenizer" \
+      --vocab_size "$VOCAB_SIZE" --model_max_length "$BLOCK_SIZE"
+  fi
   MODEL_ARGS=(--model_type gpt2 --config_overrides "$MODEL_CONFIG" --tokenizer_name "$WORK_DIR/tokenizer")
   LR=${LR:-1e-3}
   BASE_MODEL=init  # perplexity before fine-tuning: the same architecture, freshly initialised
@@ -114,7 +148,14 @@ if [[ -n "$HOSTFILE" ]]; then
 else
   step "3/5 fine-tuning with DeepSpeed ($DS_CONFIG, $NUM_GPUS process(es), batch $BATCH_SIZE x $GRAD_ACCUM x $NUM_GPUS)"
 fi
-[[ -f "$OUT/model.safetensors" ]] && echo "replacing the model in $OUT (set WORK_DIR to keep it)"
+if [[ -n "$RESUMING" ]]; then
+  FRESH=()  # run_clm.py continues from the last checkpoint in the output folder
+  echo "continuing the interrupted run from the last checkpoint in $OUT (delete $OUT to start afresh)"
+else
+  FRESH=(--overwrite_output_dir)
+  [[ -f "$OUT/model.safetensors" ]] && echo "replacing the model in $OUT (set WORK_DIR to keep it)"
+fi
+export DOMAINLM_RERUN="run the same command again"  # what run_clm.py's Ctrl-C line tells you to do
 # a free port for the processes to meet on, unless MASTER_PORT says which
 MASTER_PORT=${MASTER_PORT:-$(python -c 'import socket; s = socket.socket(); s.bind(("", 0)); print(s.getsockname()[1])')}
 LAUNCH=(deepspeed --num_gpus="$NUM_GPUS" --master_port "$MASTER_PORT")
@@ -137,10 +178,10 @@ fi
 STATUS=0
 (trap '' INT; exec "${LAUNCH[@]}" run_clm.py --deepspeed "$DS_CONFIG" "${MODEL_ARGS[@]}" \
   --train_file "$WORK_DIR/data/train.csv" --validation_file "$WORK_DIR/data/validation.csv" \
-  --do_train --do_eval --eval_before_training --eval_strategy epoch --save_strategy no --logging_steps 10 \
+  --do_train --do_eval --eval_before_training --eval_strategy epoch "${SAVE_ARGS[@]}" --logging_steps 10 \
   --num_train_epochs "$EPOCHS" --per_device_train_batch_size "$BATCH_SIZE" --per_device_eval_batch_size "$BATCH_SIZE" \
   --gradient_accumulation_steps "$GRAD_ACCUM" --learning_rate "$LR" --warmup_steps 10 --weight_decay 0.01 \
-  --block_size "$BLOCK_SIZE" --group_by_length --output_dir "$OUT" --overwrite_output_dir \
+  --block_size "$BLOCK_SIZE" --group_by_length --output_dir "$OUT" "${FRESH[@]}" \
   --report_to tensorboard --disable_tqdm true $PRECISION $TRAIN_ARGS) || STATUS=$?
 if [[ "$STATUS" != 0 ]]; then
   [[ -n "${INTERRUPTED:-}" ]] && exit 130
@@ -148,6 +189,8 @@ if [[ "$STATUS" != 0 ]]; then
 fi
 # the evaluation files of an earlier model in this folder would describe another model
 rm -f "$OUT"/{report.md,eval_results.json,eval_samples.jsonl,loss.png,keyword_coverage.png}
+# the model is saved: the checkpoint was only there to continue a run that stopped
+[[ "$KEEP_CHECKPOINTS" == 1 ]] || rm -rf "$OUT"/checkpoint-*
 
 step "4/5 generating $NUM_SAMPLES postings from validation titles and keywords with pipeline('text-generation', model='$OUT')"
 python generate.py --model_dir "$OUT" --prompts_file "$WORK_DIR/data/validation.csv" --num_prompts "$NUM_SAMPLES" \

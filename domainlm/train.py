@@ -147,6 +147,9 @@ class OutputFolder:
             shutil.rmtree(self.path, ignore_errors=True)
 
 
+RERUN_HINT = "DOMAINLM_RERUN"  # set by a script that runs run_clm.py: what to do to continue, in words
+
+
 def interrupted_message(run_args: RunArguments, training_args: TrainingArguments) -> str:
     """The line Ctrl-C prints: how to continue from the last checkpoint, or that there is none."""
     out = training_args.output_dir
@@ -157,6 +160,9 @@ def interrupted_message(run_args: RunArguments, training_args: TrainingArguments
     last = last_complete_checkpoint(out, warn=False)
     if last is None:
         return f"interrupted; no checkpoint in {out} yet to continue from: the same command starts afresh"
+    rerun = os.environ.get(RERUN_HINT)
+    if rerun:  # a script that runs this one knows how it continues (launch.sh: drops --overwrite_output_dir)
+        return f"interrupted; {rerun} to continue from the last checkpoint in {out} ({last.name})"
     if run_args.overwrite_output_dir:
         return f"interrupted; to continue from {last}, run the same command without --overwrite_output_dir"
     resume = training_args.resume_from_checkpoint

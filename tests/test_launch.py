@@ -157,3 +157,47 @@ def test_ctrl_c_during_training_ends_with_one_line_and_status_130(tmp_path):
         f"interrupted; no checkpoint in {work / 'finetuned'} yet to continue from: the same command starts afresh"
         in text
     )
+
+
+def test_the_same_command_after_a_kill_continues_from_the_last_checkpoint(tmp_path):
+    """kill -9 during training; launch.sh again goes on from the last checkpoint, on the data and tokenizer it
+    trained on, and removes the checkpoint once the model is saved. A checkpoint kept after a finished run
+    (KEEP_CHECKPOINTS=1) is not taken for an interrupted one."""
+    import signal
+    import subprocess
+    import time
+
+    work = tmp_path / "work"
+    out = work / "finetuned"
+    settings = {**SMALL, "EVAL_PROMPTS": "0", "NUM_SAMPLES": "1", "WORK_DIR": str(work), "SAVE_STEPS": "2"}
+    first = {**settings, "TRAIN_ARGS": "--max_steps 100000 --logging_steps 1"}
+    log = tmp_path / "first.log"
+    with open(log, "w") as f:
+        proc = subprocess.Popen(launch_command(**first), cwd=tmp_path, env=script_env(), stdout=f,
+                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 600
+        while not list(out.glob("checkpoint-*/trainer_state.json")):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    steps = [int(p.parent.name.split("-")[1]) for p in out.glob("checkpoint-*/trainer_state.json")]
+    last = max(steps)
+    data = {name: (work / name).read_bytes() for name in ("data/train.csv", "tokenizer/tokenizer.json")}
+
+    again = {**settings, "TRAIN_ARGS": f"--max_steps {last + 2}", "KEEP_CHECKPOINTS": "1"}
+    proc = run_command(launch_command(**again), cwd=tmp_path)
+    log = proc.stdout
+    assert "1/5 keeping the prepared data" in log and "2/5 keeping the tokenizer" in log
+    assert f"continuing the interrupted run from the last checkpoint in {out}" in log
+    assert f"continuing from {out / f'checkpoint-{last}'}" in proc.stdout + proc.stderr  # run_clm.py's own line
+    assert {name: (work / name).read_bytes() for name in data} == data
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == last + 2
+    assert [p.name for p in out.glob("checkpoint-*")] == [f"checkpoint-{last + 2}"]  # kept, as asked
+
+    log = run_command(launch_command(**{**again, "KEEP_CHECKPOINTS": "0"}), cwd=tmp_path).stdout
+    assert "continuing" not in log and f"replacing the model in {out}" in log and "1/5 preparing" in log
+    assert not list(out.glob("checkpoint-*"))  # the finished run's model is saved: no checkpoint stays
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == last + 2

@@ -529,3 +529,26 @@ def test_deepspeed_run_killed_and_resumed_ends_with_the_same_weights(tmp_path, t
     assert "continuing from" in proc.stdout + proc.stderr
     assert_same_weights(cut, whole)
     assert "bias correction brought to step 2" in proc.stdout + proc.stderr
+
+
+def test_the_ctrl_c_line_says_how_to_continue_in_the_words_of_the_script_that_runs_it(tmp_path, monkeypatch):
+    """launch.sh passes --overwrite_output_dir to a fresh run and drops it when a checkpoint is there: its users
+    continue by running launch.sh again, which it says through DOMAINLM_RERUN."""
+    from transformers import TrainingArguments
+
+    from domainlm.args import RunArguments
+    from domainlm.train import RERUN_HINT, interrupted_message
+
+    out = tmp_path / "out"
+    (out / "checkpoint-2").mkdir(parents=True)
+    (out / "checkpoint-2" / "trainer_state.json").write_text("{}")
+    args = TrainingArguments(str(out), do_train=True, report_to="none")
+    fresh = RunArguments(overwrite_output_dir=True)
+    monkeypatch.delenv(RERUN_HINT, raising=False)
+    assert interrupted_message(fresh, args) == (
+        f"interrupted; to continue from {out / 'checkpoint-2'}, run the same command without --overwrite_output_dir"
+    )
+    monkeypatch.setenv(RERUN_HINT, "run the same command again")
+    line = f"interrupted; run the same command again to continue from the last checkpoint in {out} (checkpoint-2)"
+    assert interrupted_message(fresh, args) == line
+    assert interrupted_message(RunArguments(), args) == line
