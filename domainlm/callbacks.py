@@ -192,6 +192,13 @@ class EvalBeforeTraining(TrainerCallback):
         set_rng_state(self._saved)
         self._saved = None
 
+    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs):
+        """A resumed run does not evaluate before its first step (that would be the checkpoint's weights):
+        the figures are those of the interrupted run, at step 0 of the history its checkpoint brought."""
+        if self.metrics is None:
+            first = next((e for e in state.log_history if e.get("step") == 0 and "eval_loss" in e), None)
+            self.metrics = dict(first) if first else None
+
     def results(self) -> dict[str, float]:
         """``eval_before_loss``, ``eval_before_perplexity``, ... (empty when it did not run)."""
         from domainlm.metrics import perplexity

@@ -289,7 +289,9 @@ def run(
     configure_generation(model, tokenizer)
     collator, callbacks = make_collator(tokenizer, block_size, data_args, training_args, **collate)
     schedule = apply_freezing(model, model_args, training_args)
-    callbacks += long_run_callbacks(run_args, training_args, tokenizer, raw)  # guards, samples, eval before
+    callbacks += long_run_callbacks(
+        run_args, training_args, tokenizer, raw, resume is not None
+    )  # guards, samples, eval before
     default_report_to(argv, training_args)
     trainer = DomainTrainer(
         model=model,
@@ -453,8 +455,11 @@ def _state_dict(trainer: Any) -> dict[str, Any]:
 # --- long runs: guards, samples, evaluation before training, TensorBoard (domainlm/guards.py, callbacks.py) ---
 
 
-def long_run_callbacks(run_args: RunArguments, training_args: TrainingArguments, tokenizer: Any, raw: Any) -> list:
-    """The callbacks that guard a long run and show what it does, as ``run_args`` asks."""
+def long_run_callbacks(
+    run_args: RunArguments, training_args: TrainingArguments, tokenizer: Any, raw: Any, resuming: bool = False
+) -> list:
+    """The callbacks that guard a long run and show what it does, as ``run_args`` asks. ``resuming``: the
+    evaluation before training is the interrupted run's (the checkpoint's weights are not "before")."""
     from domainlm.callbacks import EvalBeforeTraining, SampleCallback, sample_prompts
     from domainlm.guards import CheckpointInfo, CPUAdamResume, DiskGuard, DivergenceGuard, ctrl_c
 
@@ -467,6 +472,9 @@ def long_run_callbacks(run_args: RunArguments, training_args: TrainingArguments,
         training_args.eval_on_start = True
     if training_args.eval_on_start:
         callbacks.append(EvalBeforeTraining())
+        if resuming:
+            training_args.eval_on_start = False
+            logger.info("the evaluation before training is the one of the run this continues (its step 0)")
     if run_args.sample_every_steps and run_args.num_samples:
         split = raw["validation"] if "validation" in raw else raw["train"]
         texts = split.select(range(min(len(split), 20 * run_args.num_samples)))["text"]

@@ -552,3 +552,23 @@ def test_the_ctrl_c_line_says_how_to_continue_in_the_words_of_the_script_that_ru
     line = f"interrupted; run the same command again to continue from the last checkpoint in {out} (checkpoint-2)"
     assert interrupted_message(fresh, args) == line
     assert interrupted_message(RunArguments(), args) == line
+
+
+def test_a_resumed_run_reports_the_perplexity_before_training_not_the_checkpoints(
+    tmp_path, tiny_model_dir, records_dir, monkeypatch
+):
+    """--eval_before_training on a resumed run: 'before' is the interrupted run's step-0 evaluation (the
+    checkpoint's weights were measured as 'before' and the model card showed them so)."""
+    extra = ("--do_eval", "--validation_file", str(records_dir / "validation.csv"), "--eval_before_training")
+    whole = main(run_args(tiny_model_dir, records_dir, tmp_path / "whole", *extra))
+    out = tmp_path / "stopped"
+    restore = crash_at_step(monkeypatch, 6, RuntimeError("power cut"))
+    with pytest.raises(RuntimeError, match=r"^power cut$"):
+        main(run_args(tiny_model_dir, records_dir, out, *extra))
+    restore()
+    resumed = main(run_args(tiny_model_dir, records_dir, out, *extra))
+    for key in ("eval_before_loss", "eval_before_perplexity", "eval_before_accuracy"):
+        assert resumed[key] == whole[key], key
+    assert resumed["eval_loss"] == pytest.approx(whole["eval_loss"], rel=1e-6)  # resumed exactly
+    card = (out / "README.md").read_text()
+    assert f"| perplexity | {whole['eval_before_perplexity']:,.4g} | {resumed['eval_perplexity']:,.4g} |" in card
