@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import signal
 
 import pytest
 from conftest import ROOT, run_command, run_process, script_env
@@ -127,31 +128,38 @@ def test_hostfile_run_gives_every_machine_the_environment(tmp_path):
     assert seen[-1] == f"{venv}/bin/python"
 
 
-def test_ctrl_c_during_training_ends_with_one_line_and_status_130(tmp_path):
-    """Ctrl-C in the terminal reaches every process of the job: the DeepSpeed command prints no traceback,
-    the rank says how to go on, and launch.sh stops with the shell's status for it."""
-    import signal
+def signal_when(settings: dict[str, str], cwd, log, ready, signum: int) -> int:
+    """Start launch.sh in a process group of its own, its output in ``log``; once ``ready()``, send ``signum``
+    to the whole group (as a terminal does) and return the script's exit status."""
     import subprocess
     import time
 
-    work = tmp_path / "work"
-    settings = {**SMALL, "EPOCHS": "200", "EVAL_PROMPTS": "0", "WORK_DIR": str(work), "TRAIN_ARGS": "--logging_steps 1"}
-    log = tmp_path / "log.txt"
     with open(log, "w") as out:
-        proc = subprocess.Popen(launch_command(**settings), cwd=tmp_path, env=script_env(), stdout=out,
+        proc = subprocess.Popen(launch_command(**settings), cwd=cwd, env=script_env(), stdout=out,
                                 stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     try:
         deadline = time.monotonic() + 600
-        while "'loss'" not in log.read_text():
+        while not ready():
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
-        os.killpg(proc.pid, signal.SIGINT)  # what the terminal does on Ctrl-C: the whole foreground group
-        proc.wait(timeout=120)
+            time.sleep(0.2)
+        os.killpg(proc.pid, signum)
+        return proc.wait(timeout=120)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def test_ctrl_c_during_training_ends_with_one_line_and_status_130(tmp_path):
+    """Ctrl-C in the terminal reaches every process of the job: the DeepSpeed command prints no traceback,
+    the rank says how to go on, and launch.sh stops with the shell's status for it."""
+    work = tmp_path / "work"
+    settings = {**SMALL, "EPOCHS": "200", "EVAL_PROMPTS": "0", "WORK_DIR": str(work), "TRAIN_ARGS": "--logging_steps 1"}
+    log = tmp_path / "log.txt"
+    # what the terminal does on Ctrl-C: SIGINT to the whole foreground group
+    returncode = signal_when(settings, tmp_path, log, lambda: "'loss'" in log.read_text(), signal.SIGINT)
     text = log.read_text()
-    assert proc.returncode == 130, text[-3000:]
+    assert returncode == 130, text[-3000:]
     assert "Traceback" not in text and "4/5" not in text
     assert (
         f"interrupted; no checkpoint in {work / 'finetuned'} yet to continue from: the same command starts afresh"
@@ -163,26 +171,12 @@ def test_the_same_command_after_a_kill_continues_from_the_last_checkpoint(tmp_pa
     """kill -9 during training; launch.sh again goes on from the last checkpoint, on the data and tokenizer it
     trained on, and removes the checkpoint once the model is saved. A checkpoint kept after a finished run
     (KEEP_CHECKPOINTS=1) is not taken for an interrupted one."""
-    import signal
-    import subprocess
-    import time
-
     work = tmp_path / "work"
     out = work / "finetuned"
     settings = {**SMALL, "EVAL_PROMPTS": "0", "NUM_SAMPLES": "1", "WORK_DIR": str(work), "SAVE_STEPS": "2"}
     first = {**settings, "TRAIN_ARGS": "--max_steps 100000 --logging_steps 1"}
-    log = tmp_path / "first.log"
-    with open(log, "w") as f:
-        proc = subprocess.Popen(launch_command(**first), cwd=tmp_path, env=script_env(), stdout=f,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
-    try:
-        deadline = time.monotonic() + 600
-        while not list(out.glob("checkpoint-*/trainer_state.json")):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+    checkpoint = lambda: bool(list(out.glob("checkpoint-*/trainer_state.json")))  # noqa: E731
+    signal_when(first, tmp_path, tmp_path / "first.log", checkpoint, signal.SIGKILL)
     steps = [int(p.parent.name.split("-")[1]) for p in out.glob("checkpoint-*/trainer_state.json")]
     last = max(steps)
     data = {name: (work / name).read_bytes() for name in ("data/train.csv", "tokenizer/tokenizer.json")}
