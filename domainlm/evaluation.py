@@ -391,7 +391,7 @@ def continued_openings(
 def validation_texts(rows: Sequence[dict[str, Any]], path: str | Path = "validation file") -> list[str]:
     """The ``text`` column of a validation file's rows (``read_table``), line endings normalised as training
     reads it; a cell that is not text (a JSON object) is a UserError naming ``path`` and the row."""
-    from domainlm.generation import cell_text
+    from domainlm.tables import cell_text
 
     texts = [t for r in rows if (t := cell_text(path, r, "text"))]
     return [t.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n") for t in texts]

@@ -156,32 +156,12 @@ class Generation:
     max_new_tokens: int  # after clipping to the context
 
 
-def cell_text(path: str | Path, row: dict[str, Any], column: str, lists: bool = False) -> Any:
-    """A text cell of a table row: a string, None when empty (a JSON null, a parquet NaN), a number as its
-    text; ``lists``: a list of such cells too (JSON keywords). Anything else: a UserError naming the row."""
-    from domainlm.tables import row_at
-
-    value = row.get(column)
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, float) and value != value:  # NaN: pandas' empty cell
-        return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return str(value)
-    if lists and isinstance(value, (list, tuple)):
-        return [cell_text(path, {column: v}, column) for v in value]
-    raise UserError(
-        f"{path}: {row_at(path, row.get('_line'))}: its {column!r} is {type(value).__name__} "
-        f"{str(value)[:40]!r}, not text; make it a string"
-    )
-
-
 def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt]:
     """Prompts from a CSV/JSONL with ``title`` (+ ``keywords``) or ``prompt`` columns, or record rows.
 
     The ``validation.csv`` that prepare_jobs.py writes works as it is; its bodies become references.
     """
-    from domainlm.tables import read_table, row_at
+    from domainlm.tables import cell_text, read_table, row_at
 
     rows = read_table(path)
     out: list[Prompt] = []

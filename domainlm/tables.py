@@ -237,6 +237,24 @@ def row_at(path: str | os.PathLike, line: Any) -> str:
     return f"row {line}"
 
 
+def cell_text(path: str | Path, row: dict[str, Any], column: str, lists: bool = False) -> Any:
+    """A text cell of a table row: a string, None when empty (a JSON null, a parquet NaN), a number as its
+    text; ``lists``: a list of such cells too (JSON keywords). Anything else: a UserError naming the row."""
+    value = row.get(column)
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, float) and value != value:  # NaN: pandas' empty cell
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return str(value)
+    if lists and isinstance(value, (list, tuple)):
+        return [cell_text(path, {column: v}, column) for v in value]
+    raise UserError(
+        f"{path}: {row_at(path, row.get('_line'))}: its {column!r} is {type(value).__name__} "
+        f"{str(value)[:40]!r}, not text; make it a string"
+    )
+
+
 def write_csv(path: str | os.PathLike, rows: Iterable[dict[str, Any]], columns: Sequence[str]) -> int:
     """Write ``rows`` as a quoted UTF-8 CSV with a header; returns the number of rows."""
     n = 0
