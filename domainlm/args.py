@@ -549,4 +549,10 @@ def parse_args(
         )
     if training_args.do_eval and not (data_args.validation_file or data_args.train_file):
         raise UserError("--do_eval needs --validation_file (or --train_file to hold out a split)")
-    return model_args, data_args, run_args, without_gpu(resolve_precision(training_args))
+    training_args = without_gpu(resolve_precision(training_args))
+    if training_args.deepspeed:
+        from domainlm.distributed import align_world_size, check_deepspeed_config
+
+        align_world_size(training_args)  # the batch values the check compares count every rank
+        check_deepspeed_config(training_args)  # explicit values that contradict the flags: one line, now
+    return model_args, data_args, run_args, training_args

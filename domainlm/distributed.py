@@ -16,8 +16,10 @@ DeepSpeed batch values again, before anything uses them. With a GPU, or one rank
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -73,6 +75,157 @@ def refill_deepspeed_config(training_args: TrainingArguments) -> None:
     training_args.hf_deepspeed_config = HfTrainerDeepSpeedConfig(training_args.deepspeed)
     training_args.hf_deepspeed_config.trainer_config_process(training_args)
     training_args.deepspeed_plugin = DeepSpeedPlugin(hf_ds_config=training_args.hf_deepspeed_config)
+
+
+# transformers' record of a DeepSpeed config value that is not "auto" and differs from the Trainer's:
+# "- ds train_batch_size=16 vs hf train_batch_size (calculated)=4"
+_MISMATCH = re.compile(r"^- ds (?P<key>\S+)=(?P<ds>.*) vs hf (?P<hf>.+?)=(?P<now>[^=]*)$")
+# what sets the Trainer's side of each, on the command line
+_SOURCES = {
+    "per_device_train_batch_size": "--per_device_train_batch_size is {now}",
+    "gradient_accumulation_steps": "--gradient_accumulation_steps is {now}",
+    "train_batch_size (calculated)": "--per_device_train_batch_size x --gradient_accumulation_steps x {world} gives {now}",
+    "max_grad_norm": "--max_grad_norm is {now}",
+    "learning_rate": "--learning_rate is {now}",
+    "adam_beta1+adam_beta2": "--adam_beta1, --adam_beta2 are {now}",
+    "adam_epsilon": "--adam_epsilon is {now}",
+    "weight_decay": "--weight_decay is {now}",
+    "fp16|fp16_full_eval": "--fp16 is {now}",
+    "bf16|bf16_full_eval": "--bf16 is {now}",
+    "num_training_steps (calculated)": "this run takes {now} {steps} (--max_steps, --num_train_epochs)",
+    "warmup_steps": "this run warms up for {now} {steps} (--warmup_steps)",
+}
+_TRAINING_ONLY = ("optimizer.", "scheduler.")  # unused by DeepSpeed's inference (--do_eval alone)
+
+
+def _json_word(value: str) -> str:
+    return {"True": "true", "False": "false", "None": "null"}.get(value, value)
+
+
+def config_name(training_args: TrainingArguments) -> str:
+    """The ``--deepspeed`` config as the user named it (a dict given in a .json options file has no name)."""
+    config = training_args.deepspeed
+    return str(config) if isinstance(config, (str, os.PathLike)) else "the --deepspeed config"
+
+
+def mismatch_message(training_args: TrainingArguments, mismatches: list[str]) -> str:
+    """One line for transformers' list of DeepSpeed config values that contradict the command line."""
+    import torch
+
+    name, world = config_name(training_args), training_args.world_size
+    parts = []
+    for entry in mismatches:
+        m = _MISMATCH.match(entry.strip())
+        if m is None:  # another transformers' wording: quoted as it is
+            parts.append(entry.strip().lstrip("- "))
+            continue
+        key, ds, now = m["key"], _json_word(m["ds"]), _json_word(m["now"])
+        processes = f"{world} process" + ("es" if world != 1 else "")
+        steps = "step" if now == "1" else "steps"
+        source = _SOURCES.get(m["hf"], m["hf"] + " is {now}").format(now=now, world=processes, steps=steps)
+        if key == "fp16.enabled" and ds == "true" and not torch.cuda.is_available():
+            source += " (fp16 needs a CUDA GPU and none was found: this run trains in fp32)"
+        parts.append(f"{key} is {ds} but {source}")
+    return (
+        f'{name} contradicts the command line: {"; ".join(parts)}; set these to "auto" in {name} to take the '
+        "command line's values, or pass flags that match"
+    )
+
+
+def check_deepspeed_config(training_args: TrainingArguments) -> None:
+    """Before any work: the ``--deepspeed`` config's explicit values (a config from a guide with
+    ``"train_batch_size": 16``, ``"lr": 3e-5``, ``"fp16": {"enabled": true}``) agree with the command line.
+
+    transformers notes each contradiction when the arguments are parsed, but raises only when training
+    starts, as a ``ValueError`` with a traceback, after the data and the model were loaded. Under
+    ``--do_eval`` alone the optimizer and scheduler blocks are set aside (DeepSpeed evaluates without
+    them), with their contradictions. Call after ``align_world_size``: the batch values count every rank.
+    """
+    config = getattr(training_args, "hf_deepspeed_config", None)
+    if config is None:
+        return
+    config.mismatches.extend(schedule_mismatches(training_args))
+    if not training_args.do_train:
+        for block in ("optimizer", "scheduler"):
+            config.config.pop(block, None)
+        config.mismatches[:] = [
+            m for m in config.mismatches if not m.startswith(tuple(f"- ds {k}" for k in _TRAINING_ONLY))
+        ]
+    if config.mismatches:
+        from domainlm.errors import UserError
+
+        raise UserError(mismatch_message(training_args, config.mismatches))
+    if training_args.do_train:
+        gather_zero3_weights_on_save(training_args, refuse_only=True)
+
+
+def schedule_mismatches(training_args: TrainingArguments) -> list[str]:
+    """With ``--max_steps``, the scheduler block's explicit step counts that transformers would find
+    contradicting this run only when training starts, in its wording ("- ds KEY=VALUE vs hf NAME=VALUE")."""
+    config = training_args.hf_deepspeed_config
+    steps = training_args.max_steps
+    if steps <= 0:  # counted from the data and --num_train_epochs: known when training starts
+        return []
+    found = []
+    for key, value, name in (
+        ("scheduler.params.total_num_steps", steps, "num_training_steps (calculated)"),
+        ("scheduler.params.warmup_num_steps", max(1, training_args.get_warmup_steps(steps)), "warmup_steps"),
+    ):  # as transformers' trainer_config_finalize fills them
+        node, leaf = config.find_config_node(key)
+        given = node.get(leaf) if node is not None else None
+        if given is not None and given != "auto" and given != value:
+            found.append(f"- ds {key}={given} vs hf {name}={value}")
+    return found
+
+
+GATHER = "stage3_gather_16bit_weights_on_model_save"
+
+
+def gather_zero3_weights_on_save(training_args: TrainingArguments, refuse_only: bool = False) -> None:
+    """ZeRO-3 saves the model's full weights only with ``"stage3_gather_16bit_weights_on_model_save": true``.
+
+    Without the key (most ZeRO-3 configs from guides, DeepSpeed's default is false), the Trainer saves
+    a DeepSpeed checkpoint instead: the run ends with status 0 and an output folder with config.json
+    and a model card but no model.safetensors, which ``pipeline(...)`` cannot load (only
+    ``zero_to_fp32.py`` recovers the weights). So a missing key is set to true here, before DeepSpeed
+    starts, and said (``DomainTrainer.train``, once logging is set up); an explicit false is refused in one
+    line (``refuse_only``: while the arguments are parsed, before any work).
+    """
+    zero = training_args.hf_deepspeed_config.config.get("zero_optimization", {})
+    if not isinstance(zero, dict) or int(zero.get("stage", 0)) != 3:
+        return
+    if GATHER not in zero:
+        if refuse_only:
+            return
+        zero[GATHER] = True
+        logger.info(
+            "%s has no %s under ZeRO-3: set to true, so that the model is saved with its full weights",
+            config_name(training_args), GATHER,
+        )  # fmt: skip
+    elif zero[GATHER] is not True:
+        from domainlm.errors import UserError
+
+        name = config_name(training_args)
+        raise UserError(
+            f'{name}: "{GATHER}": {json.dumps(zero[GATHER])} under ZeRO-3 saves the model without its weights '
+            f"(no model.safetensors: pipeline(...) cannot load the output folder); set it to true in {name}"
+        )
+
+
+@contextlib.contextmanager
+def explain_config_mismatch(training_args: TrainingArguments) -> Any:
+    """Around what starts the DeepSpeed engine: transformers' ``ValueError`` about config values that
+    contradict the Trainer's (those known only then: the scheduler's ``total_num_steps`` and
+    ``warmup_num_steps``) becomes one line. No step has been taken by then."""
+    try:
+        yield
+    except ValueError as err:
+        if "DeepSpeed config values that mismatch TrainingArguments" not in str(err):
+            raise
+        from domainlm.errors import UserError
+
+        lines = [line for line in str(err).splitlines() if line.startswith("- ds ")]
+        raise UserError(mismatch_message(training_args, lines)) from None
 
 
 LAUNCHER_VARS = ("RANK", "LOCAL_RANK", "WORLD_SIZE")

@@ -101,6 +101,17 @@ class DomainTrainer(Trainer):
             write_json(Path(args.output_dir) / "optimizer_groups.json", rows)
         return optimizer
 
+    def train(self, *args: Any, **kwargs: Any) -> Any:
+        """The Trainer's; under ZeRO-3 the final model is saved with its weights
+        (``distributed.gather_zero3_weights_on_save``), and a DeepSpeed config value that contradicts this
+        run's (a scheduler's explicit ``total_num_steps``, known only now) is one line, not a ``ValueError``."""
+        from domainlm.distributed import explain_config_mismatch, gather_zero3_weights_on_save
+
+        if getattr(self.args, "hf_deepspeed_config", None) is not None:
+            gather_zero3_weights_on_save(self.args)  # else ZeRO-3 saves a model without weights
+        with explain_config_mismatch(self.args):
+            return super().train(*args, **kwargs)
+
     def _get_learning_rate(self) -> float:
         """The rate logged as ``learning_rate``: with layer groups (``--layerwise_lr_decay``,
         ``--unfreeze_schedule``) the highest, the head's, as ``--learning_rate`` names it; the Trainer

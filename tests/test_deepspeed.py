@@ -97,3 +97,31 @@ def test_zero3_from_scratch_saves_full_weights(tmp_path, bpe_tokenizer_dir, reco
     weights = (out / "model.safetensors").stat().st_size
     # full fp32 weights, not the empty placeholders ZeRO-3 holds on each rank
     assert sum(unique.values()) * 4 <= weights < sum(unique.values()) * 4 * 1.6
+
+
+def test_zero3_config_without_the_gather_key_still_saves_a_loadable_model(tmp_path, tiny_model_dir, records_dir):
+    """A ZeRO-3 config from a guide, with CPU offload but no ``stage3_gather_16bit_weights_on_model_save``:
+    the run ended with status 0 and an output folder without model.safetensors that pipeline(...) cannot load."""
+    from transformers import pipeline
+
+    config = json.loads((ROOT / "ds_config_zero3.json").read_text())
+    del config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"]
+    (tmp_path / "zero3.json").write_text(json.dumps(config, indent=2))
+    proc = run_command(
+        [DEEPSPEED, "--num_gpus=1", "--master_port", str(free_port()), str(ROOT / "run_clm.py"), "--deepspeed",
+         "zero3.json", "--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"),
+         "--do_train", "--output_dir", "out", "--max_steps", "2", "--per_device_train_batch_size", "8",
+         "--report_to", "none", "--disable_tqdm", "true"],
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert (
+        "zero3.json has no stage3_gather_16bit_weights_on_model_save under ZeRO-3: set to true, so that the model is "
+        "saved with its full weights" in proc.stdout + proc.stderr
+    )
+    out = tmp_path / "out"
+    weights, start = load_tensors(out), load_tensors(tiny_model_dir)
+    assert weights.keys() == start.keys() - {"lm_head.weight"} or weights.keys() == start.keys()
+    assert all(weights[k].shape == start[k].shape for k in weights)
+    assert not (out / "global_step2").exists()  # not the DeepSpeed checkpoint the Trainer saves instead
+    generator = pipeline("text-generation", model=str(out))
+    assert generator("Data", max_new_tokens=3)[0]["generated_text"].startswith("Data")

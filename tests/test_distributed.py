@@ -315,3 +315,112 @@ def test_evaluation_alone_under_zero_2_is_one_line(tmp_path, tiny_model_dir, rec
         "ZeRO-3; pass --deepspeed ds_config_zero3.json, or leave out --deepspeed"
     )
     assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def guide_config(tmp_path, name: str, change) -> str:
+    """ds_config.json as a guide gives it: explicit values where the project's file says "auto"."""
+    config = json.loads((ROOT / "ds_config.json").read_text())
+    change(config)
+    path = tmp_path / name
+    path.write_text(json.dumps(config, indent=2))
+    return str(path)
+
+
+def blog_batch(c):
+    c.update(train_batch_size=16, train_micro_batch_size_per_gpu=8, gradient_accumulation_steps=2)
+
+
+def fp16_on(c):
+    c["fp16"]["enabled"] = True
+
+
+def explicit_lr_and_warmup(c):
+    c["optimizer"]["params"]["lr"] = 3e-5
+    c["scheduler"] = {
+        "type": "WarmupLR",
+        "params": {"warmup_min_lr": 0, "warmup_max_lr": 3e-5, "warmup_num_steps": 100},
+    }
+
+
+def decay_schedule(c):
+    c["scheduler"] = {"type": "WarmupDecayLR", "params": {"warmup_min_lr": "auto", "warmup_max_lr": "auto",
+                      "warmup_num_steps": 100, "total_num_steps": 1000}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("change", "steps", "said"),
+    [
+        (blog_batch, ["--max_steps", "2"], "train_micro_batch_size_per_gpu is 8 but --per_device_train_batch_size is 4; "
+         "gradient_accumulation_steps is 2 but --gradient_accumulation_steps is 1; train_batch_size is 16 but "
+         "--per_device_train_batch_size x --gradient_accumulation_steps x 1 process gives 4"),
+        (fp16_on, ["--max_steps", "2"], "fp16.enabled is true but --fp16 is false (fp16 needs a CUDA GPU and none "
+         "was found: this run trains in fp32)"),
+        (explicit_lr_and_warmup, ["--max_steps", "2"], "optimizer.params.lr is 3e-05 but --learning_rate is 5e-05; "
+         "scheduler.params.warmup_max_lr is 3e-05 but --learning_rate is 5e-05; scheduler.params.warmup_num_steps is "
+         "100 but this run warms up for 1 step (--warmup_steps)"),
+        (decay_schedule, ["--max_steps", "2"], "scheduler.params.total_num_steps is 1000 but this run takes 2 steps "
+         "(--max_steps, --num_train_epochs); scheduler.params.warmup_num_steps is 100 but this run warms up for 1 "
+         "step (--warmup_steps)"),
+        # counted from the data when training starts (48 rows / 4 = 12 steps): refused then, before any step
+        (decay_schedule, ["--num_train_epochs", "1"], "scheduler.params.total_num_steps is 1000 but this run takes 12 "
+         "steps (--max_steps, --num_train_epochs); scheduler.params.warmup_num_steps is 100 but this run warms up "
+         "for 1 step (--warmup_steps)"),
+    ],
+    ids=["batch", "fp16", "lr", "schedule", "schedule-epochs"],
+)  # fmt: skip
+def test_a_guide_config_that_contradicts_the_flags_is_one_line(tmp_path, tiny_model_dir, records_dir, change, steps,
+                                                               said):  # fmt: skip
+    """Explicit numbers in a DeepSpeed config from a guide, against the command line: transformers raised a
+    ValueError with a traceback once training started; now one line that names the file, the keys and flags."""
+    from conftest import run_process
+
+    config = guide_config(tmp_path, "guide.json", change)
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "run_clm.py"), "--deepspeed", config, "--model_name_or_path", str(tiny_model_dir),
+           "--train_file", str(records_dir / "train.csv"), "--do_train", "--output_dir", str(out),
+           "--per_device_train_batch_size", "4", "--report_to", "none", "--disable_tqdm", "true", *steps]  # fmt: skip
+    proc = run_process(cmd, env=plain_env())
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: {config} contradicts the command line: {said}; set these to "auto" in {config} to take the command '
+        "line's values, or pass flags that match"
+    )
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()  # no step taken: nothing left behind
+
+
+def test_zero3_with_weights_not_gathered_on_save_is_refused(tmp_path, tiny_model_dir, records_dir):
+    """``"stage3_gather_16bit_weights_on_model_save": false`` saves a model folder without weights: one line, at once."""
+    from conftest import run_process
+
+    config = json.loads((ROOT / "ds_config_zero3.json").read_text())
+    config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"] = False
+    path = tmp_path / "zero3.json"
+    path.write_text(json.dumps(config))
+    cmd = [sys.executable, *tiny_run(tiny_model_dir, records_dir, tmp_path / "out")]
+    cmd[cmd.index(str(ROOT / "ds_config.json"))] = str(path)
+    proc = run_process(cmd, env=plain_env())
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert proc.stderr.strip().splitlines()[-1] == (
+        f'error: {path}: "stage3_gather_16bit_weights_on_model_save": false under ZeRO-3 saves the model without its '
+        f"weights (no model.safetensors: pipeline(...) cannot load the output folder); set it to true in {path}"
+    )
+    assert "Traceback" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_evaluation_alone_sets_aside_the_optimizer_of_a_training_config(tmp_path, tiny_model_dir, records_dir):
+    """--do_eval alone under ZeRO-3 with a training config whose optimizer has an explicit lr: DeepSpeed evaluates
+    without an optimizer, so that lr contradicts nothing (transformers raised its mismatch ValueError)."""
+    from conftest import run_process
+
+    config = json.loads((ROOT / "ds_config_zero3.json").read_text())
+    config["optimizer"]["params"]["lr"] = 3e-5
+    path = tmp_path / "zero3.json"
+    path.write_text(json.dumps(config))
+    out = tmp_path / "out"
+    cmd = [sys.executable, str(ROOT / "run_clm.py"), "--deepspeed", str(path), "--model_name_or_path",
+           str(tiny_model_dir), "--validation_file", str(records_dir / "validation.csv"), "--do_eval", "--output_dir",
+           str(out), "--report_to", "none", "--disable_tqdm", "true"]  # fmt: skip
+    proc = run_process(cmd, env=plain_env())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads((out / "all_results.json").read_text())["eval_samples"] == 8
