@@ -51,16 +51,17 @@ def align_world_size(training_args: TrainingArguments) -> bool:
     state.local_process_index = int(os.environ.get("LOCAL_RANK", rank))
     state.backend = state.backend or dist.get_backend()
     refill_deepspeed_config(training_args)
-    logger.info(
-        "rank %d of %d (DeepSpeed without a GPU): global batch %d = %d per rank x %d accumulation x %d ranks",
-        rank,
-        world,
-        training_args.hf_deepspeed_config.get_value("train_batch_size"),
-        training_args.per_device_train_batch_size,
-        training_args.gradient_accumulation_steps,
-        world,
+    global world_size_note
+    world_size_note = (  # logged by ``main`` once logging is set up (this runs while the arguments are parsed)
+        f"rank {rank} of {world} (DeepSpeed without a GPU): global batch "
+        f"{training_args.hf_deepspeed_config.get_value('train_batch_size')} = "
+        f"{training_args.per_device_train_batch_size} per rank x {training_args.gradient_accumulation_steps} "
+        f"accumulation x {world} ranks"
     )
     return True
+
+
+world_size_note: str | None = None
 
 
 def refill_deepspeed_config(training_args: TrainingArguments) -> None:

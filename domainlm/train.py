@@ -180,9 +180,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     distributed.align_world_size(training_args)  # several DeepSpeed ranks without a GPU: see domainlm/distributed.py
     setup_logging(training_args)
-    if distributed.single_process_note:  # set while parsing, before logging was set up
-        logger.info("%s", distributed.single_process_note)
-        distributed.single_process_note = None
+    for note in ("single_process_note", "world_size_note"):  # set while parsing, before logging was set up
+        if getattr(distributed, note):
+            logger.info("%s", getattr(distributed, note))
+            setattr(distributed, note, None)
     from domainlm.data import no_progress_bars
     from domainlm.guards import ctrl_c
 

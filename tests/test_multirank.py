@@ -84,7 +84,8 @@ def launch(tmp_path: Path, name: str, model: Path, records: Path, ranks: int, *f
            "--model_name_or_path", str(model), "--train_file", str(records / "train.csv"), "--do_train",
            "--output_dir", str(run / "out"), "--num_train_epochs", "1", "--learning_rate", "1e-3",
            "--warmup_steps", "0", "--save_strategy", "no", "--report_to", "none", "--seed", "7", *flags]  # fmt: skip
-    run_command(["env", f"PROBE_DIR={run}", *cmd], cwd=run)
+    proc = run_command(["env", f"PROBE_DIR={run}", *cmd], cwd=run)
+    (run / "log.txt").write_text(proc.stdout + proc.stderr)
     # every rank removed its shared-memory all-reduce buffer (DeepSpeed leaves them in /dev/shm)
     assert sorted(Path("/dev/shm").glob(f"deepspeed_allreduce_buffer_*_{port}_*")) == []
     return run
@@ -111,6 +112,9 @@ def test_two_ranks_split_the_data_and_end_with_identical_weights(tmp_path, no_dr
         (0, 2, True),
         (1, 2, False),
     ]
+    log = (run / "log.txt").read_text()
+    note = "(DeepSpeed without a GPU): global batch 16 = 4 per rank x 2 accumulation x 2 ranks"
+    assert f"rank 0 of 2 {note}" in log  # the other rank logs warnings only, as the Trainer does
     assert [r["global_step"] for r in ranks] == [3, 3]
     # train_loss averages both ranks (3 steps, none logged: the Trainer alone reported rank 0's)
     per_rank = [sum(r["losses"]) / r["global_step"] for r in ranks]
