@@ -583,3 +583,21 @@ def test_output_that_cannot_be_written_or_is_the_prompts_file_is_refused_before_
         main(["--model_dir", "m", "--prompt", "Bake", "--output", str(out)])
     assert str(err.value) == f"--output {out}: cannot write into {tmp_path} (Permission denied); choose another path"
     assert not (tmp_path / "new").exists()
+
+
+@pytest.mark.parametrize("strategy", ["top_p", "greedy", "beam"])
+def test_a_record_never_gets_a_third_separator(tiny_model_dir, strategy):
+    """The model favours <|SEP|> at every step: after title<|SEP|>keywords<|SEP|> it is never written (a
+    body holds none); a prompt that holds one separator still gets its second, and then no more."""
+    from domainlm.template import SEP_TOKEN
+
+    model, tok = load_model_dir(tiny_model_dir, device="cpu")  # its own copy: favour() changes the model
+    sep = tok.convert_tokens_to_ids(SEP_TOKEN)
+    favour(model, [sep])
+    calls = generated_ids(model)
+    extra = {"top_p": 1.0} if strategy == "top_p" else {"num_beams": 2} if strategy == "beam" else {}
+    settings = GenerationSettings(strategy=strategy, max_new_tokens=6, **extra)
+    [out] = generate_batch(model, tok, ["Baker<|SEP|>bread<|SEP|>"], settings, progress=False)
+    assert sep not in calls[-1] and SEP_TOKEN not in out.text and out.new_tokens == 6
+    generate_batch(model, tok, ["Baker<|SEP|>"], settings, progress=False)
+    assert calls[-1][0] == sep and sep not in calls[-1][1:]  # the second separator, then never again
