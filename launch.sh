@@ -92,17 +92,17 @@ case "$SAVE_STEPS" in
     ;;
   *) SAVE_ARGS=(--save_strategy steps --save_steps "$SAVE_STEPS" --save_total_limit 1) ;;
 esac
-# A complete checkpoint newer than the model in the output folder: an earlier run of this script stopped
-# while training. It goes on from there, on the data and tokenizer it trained on (made again, they could
-# differ). A checkpoint older than the model is one that KEEP_CHECKPOINTS=1 kept after a finished run.
+# A checkpoint newer than the model in the output folder: an earlier run of this script stopped while
+# training. It goes on from there, on the data and tokenizer it trained on (made again, they could differ).
+# The checkpoint is the one run_clm.py continues from (complete, not marked diverged); one older than the
+# model is one that KEEP_CHECKPOINTS=1 kept after a finished run.
 RESUMING=
-LAST_CHECKPOINT=$(for state in "$OUT"/checkpoint-*/trainer_state.json; do
-  [[ -f "$state" ]] || continue
-  folder=${state%/trainer_state.json}
-  echo "${folder##*-} $state"
-done | sort -n | tail -n 1 | cut -d' ' -f2-)
-if [[ -n "$LAST_CHECKPOINT" && ! "$OUT/model.safetensors" -nt "$LAST_CHECKPOINT" ]]; then
-  RESUMING=1
+if compgen -G "$OUT/checkpoint-*" >/dev/null; then
+  LAST_CHECKPOINT=$(python -c 'import sys; from domainlm.guards import last_complete_checkpoint as last
+print(last(sys.argv[1], warn=False) or "")' "$OUT")
+  if [[ -n "$LAST_CHECKPOINT" && ! "$OUT/model.safetensors" -nt "$LAST_CHECKPOINT/trainer_state.json" ]]; then
+    RESUMING=1
+  fi
 fi
 if [[ -n "$MODEL" && -e "$MODEL" && "$(realpath "$MODEL")" == "$(realpath -m "$OUT")" ]]; then
   echo "error: MODEL=$MODEL is the output folder $OUT: the run would replace the model it starts from; copy it" \

@@ -221,9 +221,9 @@ def check_model_dir(model_dir: str | Path, flag: str = "--model_dir") -> Path:
         )
     if deepspeed and not has & set(WEIGHT_FILES):
         raise UserError(
-            f"{flag} {model_dir}: a DeepSpeed checkpoint (global_step*), not a model; pass the checkpoint-N folder "
-            f"above it, or write the weights with `python {path / 'zero_to_fp32.py'} {model_dir} OUT` and copy "
-            "config.json and the tokenizer into OUT"
+            f"{flag} {model_dir}: a DeepSpeed checkpoint (global_step*) without the model's weights (ZeRO-3 saves "
+            "them only with stage3_gather_16bit_weights_on_model_save); write them with "
+            f"`python {path / 'zero_to_fp32.py'} {model_dir} OUT` and copy config.json and the tokenizer into OUT"
         )
     checkpoints = sorted(
         (p for p in path.glob("checkpoint-*") if p.is_dir() and p.name[11:].isdigit()), key=lambda p: int(p.name[11:])

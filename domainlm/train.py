@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,16 +151,24 @@ class OutputFolder:
 RERUN_HINT = "DOMAINLM_RERUN"  # set by a script that runs run_clm.py: what to do to continue, in words
 
 
-def interrupted_message(run_args: RunArguments, training_args: TrainingArguments) -> str:
-    """The line Ctrl-C prints: how to continue from the last checkpoint, or that there is none."""
+def interrupted_message(run_args: RunArguments, training_args: TrainingArguments, since: float | None = None) -> str:
+    """The line Ctrl-C prints: how to continue from the last checkpoint, or that there is none. ``since``: when
+    this run started; a new run (--overwrite_output_dir) continues from no checkpoint written before it (one that
+    a finished run kept, launch.sh's KEEP_CHECKPOINTS=1)."""
     out = training_args.output_dir
     if not training_args.do_train:
         return "interrupted"
-    from domainlm.guards import last_complete_checkpoint
+    from domainlm.guards import TRAINER_STATE, last_complete_checkpoint
 
     last = last_complete_checkpoint(out, warn=False)
     if last is None:
         return f"interrupted; no checkpoint in {out} yet to continue from: the same command starts afresh"
+    new_run = run_args.overwrite_output_dir and not training_args.resume_from_checkpoint
+    if new_run and since is not None and (last / TRAINER_STATE).stat().st_mtime < since:
+        return (
+            f"interrupted; this run saved no checkpoint in {out} yet ({last.name} is an earlier run's): the same "
+            "command starts afresh"
+        )
     rerun = os.environ.get(RERUN_HINT)
     if rerun:  # a script that runs this one knows how it continues (launch.sh: drops --overwrite_output_dir)
         return f"interrupted; {rerun} to continue from the last checkpoint in {out} ({last.name})"
@@ -188,13 +197,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from domainlm.guards import ctrl_c
 
     bars = no_progress_bars() if training_args.disable_tqdm else contextlib.nullcontext()
+    started = time.time()
     try:
         with ctrl_c.watching(), OutputFolder(training_args) as folder, bars:
             return run(argv, model_args, data_args, run_args, training_args, folder)
     except KeyboardInterrupt as err:
         if isinstance(err, Interrupted):
             raise
-        raise Interrupted(interrupted_message(run_args, training_args)) from None
+        raise Interrupted(interrupted_message(run_args, training_args, started)) from None
 
 
 def run(
@@ -375,6 +385,8 @@ def evaluation_only_results(output_dir: Path, results: dict[str, Any]) -> dict[s
     earlier = read_json_or_none(output_dir / "all_results.json")
     if not isinstance(earlier, dict):
         return fresh
+    if earlier.get("loss_on", "all") != fresh.get("loss_on", "all"):  # its eval_* figures measured other tokens
+        earlier = {k: v for k, v in earlier.items() if not k.startswith("eval_")}
     merged = {**earlier, **{k: v for k, v in fresh.items() if k.startswith("eval_") or k not in earlier}}
     merged.pop("loss_on", None)  # it says what the eval_* figures cover: this evaluation's
     return {**merged, **({"loss_on": fresh["loss_on"]} if "loss_on" in fresh else {})}

@@ -465,8 +465,9 @@ TOKENIZER = ("tokenizer.json", "tokenizer_config.json")
                 (d / "global_step4").mkdir(),
                 (d / "latest").write_text("global_step4"),
             )[0],
-            r"--model_dir {d}: a DeepSpeed checkpoint \(global_step\*\), not a model; pass the checkpoint-N folder "
-            r"above it, or write the weights with `python {d}/zero_to_fp32\.py {d} OUT` .*",
+            r"--model_dir {d}: a DeepSpeed checkpoint \(global_step\*\) without the model's weights \(ZeRO-3 saves "
+            r"them only with stage3_gather_16bit_weights_on_model_save\); write them with "
+            r"`python {d}/zero_to_fp32\.py {d} OUT` and copy config\.json and the tokenizer into OUT",
         ),
         (
             lambda src, d: (d.mkdir(parents=True), (d / "mp_rank_00_model_states.pt").write_bytes(b"x"))[0] or d,

@@ -572,3 +572,43 @@ def test_a_resumed_run_reports_the_perplexity_before_training_not_the_checkpoint
     assert resumed["eval_loss"] == pytest.approx(whole["eval_loss"], rel=1e-6)  # resumed exactly
     card = (out / "README.md").read_text()
     assert f"| perplexity | {whole['eval_before_perplexity']:,.4g} | {resumed['eval_perplexity']:,.4g} |" in card
+
+
+def test_the_ctrl_c_line_of_a_new_run_does_not_offer_an_earlier_runs_checkpoint(tmp_path, monkeypatch):
+    """A new run (--overwrite_output_dir) stopped before its first save, in a folder where a finished run kept its
+    checkpoint (launch.sh KEEP_CHECKPOINTS=1): that checkpoint is not this run's to continue, and launch.sh run
+    again starts afresh (the checkpoint is older than the model)."""
+    import os
+    import time
+
+    from transformers import TrainingArguments
+
+    from domainlm.args import RunArguments
+    from domainlm.train import RERUN_HINT, interrupted_message
+
+    out = tmp_path / "out"
+    (out / "checkpoint-40").mkdir(parents=True)
+    (out / "checkpoint-40" / "trainer_state.json").write_text("{}")
+    hour_ago = time.time() - 3600
+    os.utime(out / "checkpoint-40" / "trainer_state.json", (hour_ago, hour_ago))
+    (out / "model.safetensors").write_bytes(b"\0")
+    args = TrainingArguments(str(out), do_train=True, report_to="none")
+    fresh, started = RunArguments(overwrite_output_dir=True), time.time() - 60
+    afresh = (
+        f"interrupted; this run saved no checkpoint in {out} yet (checkpoint-40 is an earlier run's): the same "
+        "command starts afresh"
+    )
+    monkeypatch.setenv(RERUN_HINT, "run the same command again")
+    assert interrupted_message(fresh, args, since=started) == afresh
+    monkeypatch.delenv(RERUN_HINT)
+    assert interrupted_message(fresh, args, since=started) == afresh
+    # a resumed run (no --overwrite_output_dir) goes on from that checkpoint, whenever it was written
+    assert interrupted_message(RunArguments(), args, since=started) == (
+        f"interrupted; run the same command again to continue from the last checkpoint in {out} (checkpoint-40)"
+    )
+    # the new run's own checkpoint
+    (out / "checkpoint-42").mkdir()
+    (out / "checkpoint-42" / "trainer_state.json").write_text("{}")
+    assert interrupted_message(fresh, args, since=started) == (
+        f"interrupted; to continue from {out / 'checkpoint-42'}, run the same command without --overwrite_output_dir"
+    )

@@ -299,3 +299,19 @@ def test_disable_tqdm_hides_every_progress_bar(tmp_path, tiny_model_dir, records
     main([a if a != "true" else "false" for a in argv] + ["--overwrite_output_dir"])  # the bars, as asked
     err = capsys.readouterr().err
     assert "examples/s]" in err and "1/1 [" in err
+
+
+def test_evaluating_again_with_another_loss_on_drops_the_earlier_evaluations_figures(tmp_path):
+    """--do_eval alone with the --loss_on that training used keeps training's 'before' figures; with another one
+    they measured other tokens (bodies alone against whole texts) and go, so that no report sets them side by side."""
+    from domainlm.train import evaluation_only_results
+
+    trained = {"seed": 1, "loss_on": "body", "train_loss": 3.0, "eval_loss": 2.0, "eval_before_loss": 4.0}
+    (tmp_path / "all_results.json").write_text(json.dumps(trained))
+    whole = {"block_size": 64, "seed": 42, "eval_loss": 3.0, "eval_samples": 8}
+    assert evaluation_only_results(tmp_path, whole) == {
+        "seed": 1, "train_loss": 3.0, "eval_loss": 3.0, "block_size": 64, "eval_samples": 8}  # fmt: skip
+    body = {**whole, "loss_on": "body"}
+    assert evaluation_only_results(tmp_path, body) == {
+        "seed": 1, "train_loss": 3.0, "eval_loss": 3.0, "eval_before_loss": 4.0, "block_size": 64, "eval_samples": 8,
+        "loss_on": "body"}  # fmt: skip
