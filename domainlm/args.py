@@ -491,6 +491,22 @@ def describe_report_to(parser: Any) -> None:
             )
 
 
+def check_evaluation_folder(model_args: ModelArguments, output_dir: str) -> None:
+    """``--do_eval`` alone writes its figures into ``output_dir/all_results.json``, beside those of the model
+    trained there (``domainlm.train.evaluation_only_results``): only when it evaluates that very model."""
+    out = Path(output_dir)
+    if not ((out / "all_results.json").is_file() and (out / "config.json").is_file()):
+        return
+    model = model_args.model_name_or_path
+    if model and Path(model).exists() and Path(model).resolve() == out.resolve():
+        return
+    raise UserError(
+        f"--output_dir {output_dir} holds a trained model and its results; evaluating another model "
+        f"(--model_name_or_path {model}) would put its figures among them: give another --output_dir, or "
+        f"--model_name_or_path {output_dir} to evaluate that model"
+    )
+
+
 def parse_args(
     argv: list[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, RunArguments, TrainingArguments]:
@@ -549,6 +565,8 @@ def parse_args(
         )
     if training_args.do_eval and not (data_args.validation_file or data_args.train_file):
         raise UserError("--do_eval needs --validation_file (or --train_file to hold out a split)")
+    if training_args.do_eval and not training_args.do_train:
+        check_evaluation_folder(model_args, training_args.output_dir)
     training_args = without_gpu(resolve_precision(training_args))
     if training_args.deepspeed:
         from domainlm.distributed import align_world_size, check_deepspeed_config

@@ -262,6 +262,11 @@ def test_evaluating_a_trained_folder_again_keeps_how_it_was_trained(tmp_path, ti
         assert again[key] == trained[key], key
     assert again["eval_loss"] == pytest.approx(trained["eval_loss"], rel=1e-5)  # the same weights, evaluated again
 
+    # another model into the trained folder: refused, its record left as it was
+    with pytest.raises(UserError, match=rf"^--output_dir {out} holds a trained model and its results; evaluating "):
+        main(["--model_name_or_path", str(tiny_model_dir), "--do_eval", *data, "--output_dir", str(out)])
+    assert json.loads((out / "all_results.json").read_text()) == again
+
     # into a folder of its own: the evaluation's figures, no seed or starting model (nothing was trained)
     alone = tmp_path / "alone"
     main(["--model_name_or_path", str(out), "--do_eval", *data, "--output_dir", str(alone), "--report_to", "none",
