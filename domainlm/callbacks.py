@@ -143,11 +143,16 @@ class SampleCallback(TrainerCallback):
 
     def generate(self, model: Any, state: TrainerState) -> list[dict[str, Any]]:
         import torch
+        from transformers import LogitsProcessorList
 
+        from domainlm.generation import SeparatorLimit
         from domainlm.modeling import context_length
+        from domainlm.template import SEP_TOKEN
 
         context = context_length(model.config)
         device = next(model.parameters()).device
+        sep = self.tokenizer.get_vocab().get(SEP_TOKEN)
+        layout = LogitsProcessorList([SeparatorLimit(sep)] if sep is not None else [])  # as generate.py
         rows = []
         was_training = model.training
         model.eval()
@@ -160,7 +165,7 @@ class SampleCallback(TrainerCallback):
                     if new <= 0:
                         continue
                     torch.manual_seed(self.seed + i)
-                    out = model.generate(**enc, max_length=n_prompt + new, use_cache=True)
+                    out = model.generate(**enc, max_length=n_prompt + new, use_cache=True, logits_processor=layout)
                     text = self.tokenizer.decode(out[0, n_prompt:], skip_special_tokens=True)
                     rows.append({"step": state.global_step, "epoch": state.epoch, **asdict(p), "text": text})
         finally:

@@ -115,3 +115,21 @@ def test_under_zero3_samples_and_evaluation_before_leave_the_weights_unchanged(t
     assert [k for k in a if not torch.equal(a[k], b[k])] == []
     assert len((tmp_path / "watched" / "samples.jsonl").read_text().splitlines()) == 2 * 2
     assert "| DeepSpeed | ZeRO stage 3 |" in (tmp_path / "watched" / "README.md").read_text()
+
+
+def test_samples_during_training_keep_a_records_layout(tiny_model_dir):
+    """As generate.py: after title<|SEP|>keywords<|SEP|> no third separator, however much the model wants one."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerState
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    sep = tok.convert_tokens_to_ids("<|SEP|>")
+    bonus = torch.zeros(model.get_output_embeddings().weight.shape[0])
+    bonus[sep] = 1e4
+    model.get_output_embeddings().register_forward_hook(lambda m, i, out: out + bonus)
+    callback = SampleCallback([SamplePrompt("Baker<|SEP|>bread<|SEP|>", "Baker", "bread")], tok, every=1,
+                              max_new_tokens=5)  # fmt: skip
+    [row] = callback.generate(model, TrainerState(global_step=1))
+    ids = tok(row["text"], add_special_tokens=False)["input_ids"]
+    assert len(ids) >= 1 and sep not in ids
