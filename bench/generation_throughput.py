@@ -124,15 +124,29 @@ def main(argv: list[str] | None = None) -> dict:
     import logging
 
     import torch
+
+    # pipeline's max_length notice, once per call; both put back for whoever called main (a test)
+    transformers_logger, threads = logging.getLogger("transformers"), torch.get_num_threads()
+    level = transformers_logger.level
+    transformers_logger.setLevel(logging.ERROR)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    try:
+        return measure(args, all_settings)
+    finally:
+        transformers_logger.setLevel(level)
+        torch.set_num_threads(threads)
+
+
+def measure(args: argparse.Namespace, all_settings: list) -> dict:
+    """Both ways of generating, strategy by strategy, in alternating order; the figures printed and returned."""
+    import torch
     import transformers
     from transformers import pipeline
 
     from domainlm.errors import UserError
     from domainlm.generation import GenerationSettings, prompts_from_file
 
-    logging.getLogger("transformers").setLevel(logging.ERROR)  # pipeline's max_length notice, once per call
-    if args.threads:
-        torch.set_num_threads(args.threads)
     prompts = [p.prompt for p in prompts_from_file(args.prompts_file, args.num_prompts)]
     if not prompts:
         raise UserError(f"--prompts_file {args.prompts_file}: no prompts in it")

@@ -288,11 +288,19 @@ def test_generation_throughput_refuses_bad_input_in_one_line(flags, error, tiny_
 
 
 def test_generation_throughput_tiny(tiny_model_dir, postings_csv, capsys):
+    import logging
+
+    import torch
+
     from bench.generation_throughput import main
 
     argv = ["--model_dir", str(tiny_model_dir), "--prompts_file", str(postings_csv), "--num_prompts", "3",
             "--max_new_tokens", "4", "--batch_size", "2", "--strategies", "greedy", "--threads", "1"]  # fmt: skip
+    before = logging.getLogger("transformers").level, torch.get_num_threads()
     results = main(argv)
+    # put back for what runs next in this process: the Trainer hides its progress bar when transformers'
+    # logger is quieter than WARNING, and one thread would slow every later test
+    assert (logging.getLogger("transformers").level, torch.get_num_threads()) == before
     assert list(results) == ["greedy"]
     assert results["greedy"]["totals"]["batched"][0] > 0 and results["greedy"]["speedup"] > 0
     out = capsys.readouterr().out
