@@ -26,11 +26,11 @@ def one_line_errors(parser: Any) -> Any:
     return parser
 
 
-def first_line(err: BaseException) -> str:
-    """The first line of an exception's message (at most 200 characters), else its type's name: for a one-line
-    error that quotes what a library said."""
+def first_line(err: BaseException, limit: int | None = 200) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), else its type's name: for a
+    one-line error that quotes what a library said."""
     text = str(err).strip()
-    return (text.splitlines()[0][:200] if text else "") or type(err).__name__
+    return (text.splitlines()[0][:limit] if text else "") or type(err).__name__
 
 
 class Interrupted(KeyboardInterrupt):

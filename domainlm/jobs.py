@@ -29,7 +29,7 @@ from typing import Any, Literal
 
 from domainlm.args import parse_bool
 from domainlm.cleaning import clean_line, clean_text, dedupe_key, text_key
-from domainlm.errors import UserError, one_line_errors
+from domainlm.errors import UserError, first_line, one_line_errors
 from domainlm.keywords import DEFAULT_CANDIDATE_POOL, DEFAULT_DOC_TOKENS
 from domainlm.tables import check_encoding, check_inputs_are_not_outputs, check_output_dir, check_output_names, row_at
 from domainlm.template import EOS_TOKEN, PAD_TOKEN, SEP_TOKEN, clean_keywords, format_record
@@ -330,7 +330,7 @@ def _length_counter(args: PrepareArguments) -> Callable[[list[str]], list[int]]:
     try:
         tok = AutoTokenizer.from_pretrained(str(folder))
     except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        reason = first_line(err, 160)
         if folder.is_dir():
             raise UserError(f"--tokenizer {args.tokenizer}: cannot load it ({reason})") from None
         raise UserError(

@@ -39,7 +39,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from domainlm.errors import UserError
+from domainlm.errors import UserError, first_line
 
 INSTALL_HINT = "pip install -r requirements-keywords.txt"
 DEFAULT_CANDIDATE_POOL = 20  # candidates per posting offered to the embedding backend (best by TF-IDF)
@@ -295,9 +295,8 @@ def load_sentence_model(name: str | None = None, device: str | None = None) -> A
     try:
         return SentenceTransformer(path, device=device or "cpu", trust_remote_code=False, local_files_only=local)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise UserError(
-            f"--keyword_model {name}: cannot load it as a sentence-transformers model ({first}); give a local "
+            f"--keyword_model {name}: cannot load it as a sentence-transformers model ({first_line(err)}); give a local "
             "model folder, or leave --keyword_model out for the bundled all-MiniLM-L6-v2"
         ) from None
     finally:

@@ -56,10 +56,9 @@ def _hub_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> An
     try:
         return loader.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as err:
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise UserError(
             f"{flag} {name}: not a local folder, and the {what} could not be loaded from the model hub "
-            f"({reason[:200]}); pass a local folder that holds it"
+            f"({first_line(err)}); pass a local folder that holds it"
         ) from None
 
 
@@ -259,8 +258,7 @@ def load_model(
     except (ValueError, ImportError) as err:
         if "attn_implementation" not in kwargs or "attention" not in str(err).lower():
             raise
-        reason = str(err).strip().splitlines()[0][:200]
-        raise UserError(f"--attn_implementation {model_args.attn_implementation}: {reason}") from None
+        raise UserError(f"--attn_implementation {model_args.attn_implementation}: {first_line(err)}") from None
     match_tokenizer(model, tokenizer, model_args.pad_vocab_to_multiple_of)
     name_causal_lm_loss(model)
     return model

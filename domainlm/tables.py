@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from domainlm.errors import UserError
+from domainlm.errors import UserError, first_line
 
 # Python's csv module refuses fields over 128 KiB by default; long documents are legitimate.
 csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
@@ -574,8 +574,9 @@ def _rows_from_parquet(path: Path) -> list[dict[str, Any]]:
     except ImportError as err:
         raise UserError(f"{path}: reading parquet needs pandas and pyarrow ({err}); pip install pyarrow") from None
     except Exception as err:  # pyarrow raises its own types (ArrowInvalid, ...) for a damaged file
-        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
-        raise UserError(f"{path}: not a readable parquet file ({first}); re-export it, or use CSV") from None
+        raise UserError(
+            f"{path}: not a readable parquet file ({first_line(err, 160)}); re-export it, or use CSV"
+        ) from None
     return [{**r, "_line": i} for i, r in enumerate(frame.to_dict("records"), start=1)]
 
 

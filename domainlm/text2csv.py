@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainlm.cleaning import is_blank
-from domainlm.errors import UserError
+from domainlm.errors import UserError, first_line
 from domainlm.tables import (
     TABLE_SUFFIXES,
     check_encoding,
@@ -364,8 +364,9 @@ def load_tokenizer(path: str) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(str(Path(path).expanduser()), local_files_only=True)
     except (OSError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"--tokenizer {path}: cannot load a tokenizer from this folder ({first})") from None
+        raise UserError(
+            f"--tokenizer {path}: cannot load a tokenizer from this folder ({first_line(err, None)})"
+        ) from None
 
 
 def chars_per_token_bound(tokenizer: PreTrainedTokenizerBase) -> int | None:
