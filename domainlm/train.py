@@ -184,10 +184,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from domainlm.args import parse_args
     from domainlm.errors import Interrupted
 
-    model_args, data_args, run_args, training_args = parse_args(argv)
+    model_args, data_args, run_args, training_args = parse_args(argv)  # ranks aligned: domainlm/distributed.py
     from domainlm import distributed
 
-    distributed.align_world_size(training_args)  # several DeepSpeed ranks without a GPU: see domainlm/distributed.py
     setup_logging(training_args)
     for note in ("single_process_note", "world_size_note"):  # set while parsing, before logging was set up
         if getattr(distributed, note):
