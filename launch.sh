@@ -187,8 +187,6 @@ if [[ "$STATUS" != 0 ]]; then
   [[ -n "${INTERRUPTED:-}" ]] && exit 130
   exit "$STATUS"
 fi
-# the evaluation files of an earlier model in this folder would describe another model
-rm -f "$OUT"/{report.md,eval_results.json,eval_samples.jsonl,loss.png,keyword_coverage.png}
 # the model is saved: the checkpoint was only there to continue a run that stopped
 [[ "$KEEP_CHECKPOINTS" == 1 ]] || rm -rf "$OUT"/checkpoint-*
 
