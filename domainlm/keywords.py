@@ -289,15 +289,27 @@ def load_sentence_model(name: str | None = None, device: str | None = None) -> A
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
+    from domainlm.tokenizer import looks_like_path
+
     path = str(default_model_path()) if name is None else name
-    local = name is None or Path(name).is_dir()
+    local = name is None or Path(name).is_dir() or looks_like_path(name)  # a path: never sent to the hub
     hf_logging.disable_progress_bar()  # a "Loading weights" bar per run is noise in launch.sh's log
+
+    def load(local_files_only: bool) -> Any:
+        return SentenceTransformer(
+            path, device=device or "cpu", trust_remote_code=False, local_files_only=local_files_only
+        )
+
+    hint = "give a local model folder, or leave --keyword_model out for the bundled all-MiniLM-L6-v2"
     try:
-        return SentenceTransformer(path, device=device or "cpu", trust_remote_code=False, local_files_only=local)
+        if not local:  # a hub name: domainlm.hub decides between the hub and the local cache
+            from domainlm.hub import load_by_name
+
+            return load_by_name(load, path, "--keyword_model", "sentence-transformers model", hint)
+        return load(True)
     except (OSError, ValueError) as err:
         raise UserError(
-            f"--keyword_model {name}: cannot load it as a sentence-transformers model ({first_line(err)}); give a local "
-            "model folder, or leave --keyword_model out for the bundled all-MiniLM-L6-v2"
+            f"--keyword_model {name}: cannot load it as a sentence-transformers model ({first_line(err)}); {hint}"
         ) from None
     finally:
         hf_logging.enable_progress_bar()

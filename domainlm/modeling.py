@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from domainlm.errors import UserError, first_line
+from domainlm.hub import load_by_name
 from domainlm.tokenizer import (
     TOKENIZER_FILES,
     SpecialSeparatorError,
@@ -46,20 +47,18 @@ ATTN_IMPLEMENTATIONS = {"gpt2": ("eager", "sdpa", "flash_attention_2"), "gpt_neo
 
 
 def _hub_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> Any:
-    """``loader.from_pretrained(name)`` for a hub name, with a one-line error when it cannot be had.
+    """``loader.from_pretrained(name)`` for a hub name, with a one-line error when it cannot be had
+    (``domainlm.hub``: one short request decides between the hub and the local cache).
 
     A name that can only be a path (``domainlm.tokenizer.looks_like_path``) is a folder that does not
     exist, and the error says so.
     """
     if looks_like_path(name):
         raise UserError(f"{flag} {name}: no such folder")
-    try:
-        return loader.from_pretrained(name, **kwargs)
-    except (OSError, ValueError) as err:
-        raise UserError(
-            f"{flag} {name}: not a local folder, and the {what} could not be loaded from the model hub "
-            f"({first_line(err)}); pass a local folder that holds it"
-        ) from None
+    return load_by_name(
+        lambda local: loader.from_pretrained(name, local_files_only=local, **kwargs),
+        *(name, flag, what, "pass a local folder that holds it"),
+    )
 
 
 def _local_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> Any:

@@ -33,6 +33,11 @@ def setup_logging(training_args: TrainingArguments) -> None:
     )
     logging.getLogger("domainlm").setLevel(logging.INFO if training_args.should_log else level)
     datasets.utils.logging.set_verbosity(level)
+    # huggingface_hub has a handler of its own and also passes its records to the root handler above:
+    # each of its warnings (a hub retry) was printed twice
+    hub_logger = logging.getLogger("huggingface_hub")
+    for handler in list(hub_logger.handlers):
+        hub_logger.removeHandler(handler)
     transformers.utils.logging.set_verbosity(level)
     accelerate_logger = logging.getLogger("accelerate.accelerator")
     if not any(isinstance(f, _TrainerOwnsAccumulation) for f in accelerate_logger.filters):
