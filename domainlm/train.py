@@ -331,29 +331,11 @@ def run(
         start = Path(model_args.model_name_or_path)
         results["model_name_or_path"] = str(start.resolve()) if start.is_dir() else model_args.model_name_or_path
     out = Path(training_args.output_dir)
-    if training_args.do_train:
-        if resume is None:
-            remove_earlier_run_files(training_args)
-            trainer.accelerator.wait_for_everyone()  # removed on every machine before any process writes its own
-        result = trainer.train(resume_from_checkpoint=resume)
-        results.update({f"train_{k}" if not k.startswith("train_") else k: v for k, v in result.metrics.items()})
-        results["train_samples"] = len(splits["train"])
-        results.update(eval_before_results(callbacks))
-        use_cache, model.config.use_cache = model.config.use_cache, True  # saved folder generates with a cache
-        save_trained_model(trainer, out)
-        model.config.use_cache = use_cache
-        if trainer.is_world_process_zero():  # the process that saved it
-            remove_earlier_evaluation(out)
-    if training_args.do_eval:
-        metrics = trainer.evaluate()
-        from domainlm.metrics import perplexity
 
-        metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
-        metrics["eval_samples"] = len(splits["validation"])
-        results.update(metrics)
-    if not training_args.do_train:
-        results = evaluation_only_results(out, results)
-    if trainer.is_world_process_zero():
+    def write_results() -> None:
+        """all_results.json, and after training trainer_state.json and the model card: by the main process."""
+        if not trainer.is_world_process_zero():
+            return
         write_json(out / "all_results.json", results)
         if training_args.do_train:
             write_json(out / "trainer_state.json", _state_dict(trainer))
@@ -371,6 +353,33 @@ def run(
                 job_records=job_records,
             )
             write_model_card(out, facts)
+
+    if training_args.do_train:
+        if resume is None:
+            remove_earlier_run_files(training_args)
+            trainer.accelerator.wait_for_everyone()  # removed on every machine before any process writes its own
+        result = trainer.train(resume_from_checkpoint=resume)
+        results.update({f"train_{k}" if not k.startswith("train_") else k: v for k, v in result.metrics.items()})
+        results["train_samples"] = len(splits["train"])
+        results.update(eval_before_results(callbacks))
+        use_cache, model.config.use_cache = model.config.use_cache, True  # saved folder generates with a cache
+        save_trained_model(trainer, out)
+        model.config.use_cache = use_cache
+        if trainer.is_world_process_zero():  # the process that saved it
+            remove_earlier_evaluation(out)
+        if training_args.do_eval:  # the new model's figures so far: a final evaluation that fails (out of
+            write_results()  # memory, Ctrl-C) leaves none of the replaced model's beside the new weights
+    if training_args.do_eval:
+        metrics = trainer.evaluate()
+        from domainlm.metrics import perplexity
+
+        metrics["eval_perplexity"] = perplexity(metrics["eval_loss"])
+        metrics["eval_samples"] = len(splits["validation"])
+        results.update(metrics)
+    if not training_args.do_train:
+        results = evaluation_only_results(out, results)
+    write_results()
+    if trainer.is_world_process_zero():
         logger.info("results: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
     return results
 

@@ -218,6 +218,37 @@ def test_a_new_run_leaves_no_file_of_the_earlier_run_that_would_describe_another
     assert sorted(p.name for p in out.iterdir()) == sorted({*first_run, "notes.txt", "runs"} - run_files)
 
 
+def test_a_final_evaluation_that_fails_leaves_the_new_models_figures_not_the_replaced_ones(
+    tmp_path, tiny_model_dir, records_dir, monkeypatch
+):
+    """--do_train --do_eval over an earlier run: the new model is saved, then its evaluation runs out of memory.
+    all_results.json, trainer_state.json and README.md are the new run's (its seed, its steps, no eval_*
+    figures of the replaced model), so evaluate_model.py and the model card do not describe another model."""
+    from domainlm.trainer import DomainTrainer
+
+    out = tmp_path / "out"
+    data = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"), "--do_train",
+            "--do_eval", "--validation_file", str(records_dir / "validation.csv"), "--per_device_train_batch_size",
+            "8", "--per_device_eval_batch_size", "8", *common(tmp_path)]  # fmt: skip
+    main([*data, "--max_steps", "3"])
+    first = json.loads((out / "all_results.json").read_text())
+    assert first["seed"] == 1 and "eval_loss" in first
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 3
+
+    def out_of_memory(self, *args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(DomainTrainer, "evaluate", out_of_memory)
+    with pytest.raises(RuntimeError, match="^out of memory$"):
+        main([*data, "--max_steps", "2", "--overwrite_output_dir", "--seed", "5"])
+    second = json.loads((out / "all_results.json").read_text())
+    assert second["seed"] == 5 and second["train_samples"] == first["train_samples"]
+    assert not [key for key in second if key.startswith("eval_")]
+    assert json.loads((out / "trainer_state.json").read_text())["global_step"] == 2
+    card = (out / "README.md").read_text()
+    assert "| seed | 5 |" in card and "| seed | 1 |" not in card
+
+
 def test_files_that_no_evaluation_wrote_stay_when_the_new_model_is_saved(tmp_path, tiny_model_dir, records_dir):
     """Only what evaluate_model.py wrote goes: its report (recognised by its text) and the files that report
     names and that are not newer than it; a plot or a report of one's own under the same name stays."""
