@@ -3,9 +3,12 @@
 
     python generate.py --model_dir finetuned --title "Data Scientist" --keywords "python, sql, a/b testing"
     python generate.py --model_dir finetuned --prompts_file work/data/validation.csv --num_prompts 3 \\
-        --max_new_tokens 300 --output samples.jsonl
+        --output samples.jsonl
     python generate.py --model_dir finetuned --prompts_file prompts.csv --strategy beam --num_beams 4 --output out.csv
     python generate.py --model_dir finetuned --prompt "The night train crossed" --strategy top_p --top_p 0.9 --seed 7
+
+Each continuation runs until end-of-text or until the model's context is full (--max_new_tokens N: at
+most N new tokens).
 
 A --prompts_file of plain text (text2csv.py's rows: poems, jokes) gives each text's opening, its first
 16 tokens at most, cut at the end of a word, as evaluate_model.py does.
@@ -13,8 +16,9 @@ A --prompts_file of plain text (text2csv.py's rows: poems, jokes) gives each tex
 Prints each prompt and what the model wrote after it. ``--output`` (.jsonl or .csv) also saves one row
 per output: prompt, title, keywords, generated, reference (for a --prompts_file row that holds more
 than the prompt: the real posting body, or the real rest of the text), seed, return_index, new_tokens,
-stopped_at_eos and every generation setting. A row's seed reproduces it: the same prompt with ``--seed <row seed>`` and
-the same settings gives the same text, alone or in any batch.
+stopped_at_eos and every generation setting, max_new_tokens the number used. A row's seed reproduces it: the
+same prompt with ``--seed <row seed>``, ``--max_new_tokens <row max_new_tokens>`` and the same settings gives
+the same text, alone or in any batch.
 """
 
 import argparse
@@ -127,7 +131,7 @@ def main(argv=None):
                 "new_tokens": g.new_tokens,
                 "stopped_at_eos": g.stopped,
                 **{k: v for k, v in settings.as_dict().items() if k != "seed"},  # the row's seed is above
-                "max_new_tokens": g.max_new_tokens,  # after clipping to the context
+                "max_new_tokens": g.max_new_tokens,  # the number used: clipped, or the room the context left
                 "model_dir": str(args.model_dir),
             }
         )

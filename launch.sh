@@ -190,9 +190,10 @@ fi
 # the model is saved: the checkpoint was only there to continue a run that stopped
 [[ "$KEEP_CHECKPOINTS" == 1 ]] || rm -rf "$OUT"/checkpoint-*
 
-step "4/5 generating $NUM_SAMPLES postings from validation titles and keywords with pipeline('text-generation', model='$OUT')"
+step "4/5 generating $NUM_SAMPLES postings from validation titles and keywords with generate.py (the folder loads in pipeline('text-generation', model='$OUT') too)"
+# no --max_new_tokens: each posting runs to the model's own end-of-text (or until the context is full)
 python generate.py --model_dir "$OUT" --prompts_file "$WORK_DIR/data/validation.csv" --num_prompts "$NUM_SAMPLES" \
-  --max_new_tokens 300 --output "$WORK_DIR/samples.jsonl"
+  --output "$WORK_DIR/samples.jsonl"
 
 REPORT="report in $OUT/report.md"
 if [[ "$EVAL_PROMPTS" != 0 ]]; then

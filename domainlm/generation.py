@@ -11,6 +11,11 @@ first return is even what ``transformers.set_seed(row seed)`` then a one-prompt 
 do_sample=True)`` call with the same settings writes (tested), but for a character cut off by
 ``max_new_tokens`` (the pipeline shows its first bytes as U+FFFD; here it is left out, see
 ``drop_unfinished_char``). Greedy and beam search do not draw at all.
+
+With no ``max_new_tokens``, generation runs until end-of-text or until the context is full, and a
+batch's room is what its longest prompt leaves: a row cut there rather than at end-of-text can come
+out shorter than alone. Passing its ``Generation.max_new_tokens`` as ``max_new_tokens`` reproduces it,
+alone or in any batch.
 """
 
 from __future__ import annotations
@@ -59,8 +64,13 @@ class GenerationSettings:
             "(the saved folder's default: top-k 50, top-p 0.95)",
         },
     )
-    max_new_tokens: int = field(
-        default=256, metadata={"help": "longest continuation in tokens; clipped to fit the model's context"}
+    max_new_tokens: int | None = field(
+        default=None,
+        metadata={
+            "help": "longest continuation in tokens; clipped, with a warning, to fit the model's context",
+            "unset": "none given: until end-of-text or the context is full (context minus the prompt's tokens; in a "
+            "batch, minus its longest prompt's)",
+        },
     )
     temperature: float | None = field(default=None, metadata={"help": "sampling only: <1 sharper, >1 flatter [1.0]"})
     top_k: int | None = field(default=None, metadata={"help": "top_k, top_k_top_p: keep the k likeliest tokens [50]"})
@@ -97,7 +107,7 @@ class GenerationSettings:
         if uses["--num_beams"] and self.num_beams is None:
             self.num_beams = 4
         checks = [
-            (self.max_new_tokens >= 1, "--max_new_tokens", "at least 1"),
+            (self.max_new_tokens is None or self.max_new_tokens >= 1, "--max_new_tokens", "at least 1"),
             (self.temperature is None or self.temperature > 0, "--temperature", "above 0"),
             (self.top_k is None or self.top_k >= 1, "--top_k", "at least 1"),
             (self.top_p is None or 0 < self.top_p <= 1, "--top_p", "in (0, 1]"),
@@ -134,8 +144,10 @@ def add_generation_arguments(parser: argparse.ArgumentParser, **defaults: Any) -
         kind = {"int": int, "float": float, "str": str}[str(f.type).split(" ")[0]]
         default = defaults.get(f.name, f.default)
         text = f.metadata["help"]
-        if default is not None and "[" not in text:  # the script's own default (256 or 400 new tokens, ...)
+        if default is not None and "[" not in text:  # the script's own default (400 new tokens, ...)
             text = f"{text} [{default}]"
+        elif default is None and "unset" in f.metadata:  # what no number means
+            text = f"{text} [{f.metadata['unset']}]"
         group.add_argument(f"--{f.name}", type=kind, default=default, choices=f.metadata.get("choices"), help=text)
 
 
@@ -153,7 +165,7 @@ class Generation:
     text: str  # the continuation, end-of-text and padding removed
     new_tokens: int  # tokens generated, the end-of-text included when there is one
     stopped: bool  # True when the model wrote end-of-text (rather than running out of tokens)
-    max_new_tokens: int  # after clipping to the context
+    max_new_tokens: int  # the number used: after clipping, or the room the context left (none given)
 
 
 def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt]:
@@ -432,14 +444,16 @@ def plan_batches(lengths: list[int], context: int, settings: GenerationSettings)
     """Group prompt indices into batches of similar length, each with its ``max_new_tokens``.
 
     A prompt whose tokens plus ``max_new_tokens`` overflow the context gets its continuation clipped
-    (with a warning) and runs alone, so that clipping one prompt never shortens another.
+    (with a warning) and runs alone, so that clipping one prompt never shortens another. With no
+    ``max_new_tokens`` (None), a batch gets all the room its longest prompt leaves, without a warning:
+    the batches are runs of prompts sorted by length, so a shorter one loses only its difference to it.
     """
     want = settings.max_new_tokens
     fits, batches = [], []
     for i, n in enumerate(lengths):
         if n >= context:
             raise PromptTooLongError(i, n, context)
-        if n + want > context:
+        if want is not None and n + want > context:
             batches.append(([i], context - n))
         else:
             fits.append(i)
@@ -467,7 +481,9 @@ def plan_batches(lengths: list[int], context: int, settings: GenerationSettings)
         )
     fits.sort(key=lambda i: (-lengths[i], i))
     step = settings.batch_size
-    batches[:0] = [(fits[k : k + step], want) for k in range(0, len(fits), step)]
+    runs = [fits[k : k + step] for k in range(0, len(fits), step)]
+    # left padding: a batch's rows all run to the width of its longest prompt (its first) plus the new tokens
+    batches[:0] = [(run, want if want is not None else context - lengths[run[0]]) for run in runs]
     return batches
 
 

@@ -66,22 +66,35 @@ def test_settings_fill_strategy_defaults_and_refuse_flags_that_do_nothing():
         GenerationSettings(strategy="top_p", top_p=1.5)
 
 
-def test_help_shows_each_default_and_the_scripts_own_max_new_tokens():
-    """generate.py's --max_new_tokens is 256 and evaluate_model.py's 400: --help says which."""
-    import argparse
+def test_help_shows_each_default_and_the_scripts_own_max_new_tokens(monkeypatch):
+    """generate.py has no --max_new_tokens (until end-of-text or a full context) and evaluate_model.py 400:
+    --help says which."""
+    import evaluate_model
+    import generate
 
-    from domainlm.generation import add_generation_arguments
+    monkeypatch.setenv("COLUMNS", "1000")  # argparse wraps at hyphens: 'end-of-text' would read 'end- of-text'
 
-    def help_of(**defaults):
-        parser = argparse.ArgumentParser()
-        add_generation_arguments(parser, **defaults)
-        return " ".join(parser.format_help().split())
+    def help_of(script):
+        return " ".join(script.make_parser().format_help().split())
 
-    generate, evaluate = help_of(), help_of(max_new_tokens=400)
-    assert "clipped to fit the model's context [256]" in generate
-    assert "clipped to fit the model's context [400]" in evaluate
-    assert "prompts generated together (left-padded) [16]" in generate and "1 = off [1.0]" in generate
-    assert "[1.0] [" not in generate  # a help that names its default gets no second one
+    generate_help, evaluate_help = help_of(generate), help_of(evaluate_model)
+    assert (
+        "--max_new_tokens MAX_NEW_TOKENS longest continuation in tokens; clipped, with a warning, to fit the model's "
+        "context [none given: until end-of-text or the context is full (context minus the prompt's tokens; in a batch, "
+        "minus its longest prompt's)]"
+    ) in generate_help
+    assert "clipped, with a warning, to fit the model's context [400]" in evaluate_help
+    assert "until end-of-text" not in evaluate_help
+    required = ["--model_dir", "m", "--validation_file", "v.csv"]
+    assert generate.make_parser().parse_args(["--model_dir", "m"]).max_new_tokens is None
+    assert evaluate_model.make_parser().parse_args(required).max_new_tokens == 400
+    assert evaluate_model.make_parser().parse_args([*required, "--max_new_tokens", "7"]).max_new_tokens == 7
+    assert GenerationSettings().max_new_tokens is None
+    assert "prompts generated together (left-padded) [16]" in generate_help and "1 = off [1.0]" in generate_help
+    assert "[1.0] [" not in generate_help  # a help that names its default gets no second one
+    for bad in (0, -3):
+        with pytest.raises(UserError, match=rf"^--max_new_tokens {bad}: must be at least 1$"):
+            GenerationSettings(max_new_tokens=bad)
 
 
 def test_batches_group_by_length_and_an_overlong_prompt_is_clipped_alone(caplog):
@@ -101,6 +114,64 @@ def test_batches_group_by_length_and_an_overlong_prompt_is_clipped_alone(caplog)
         "19 of 20 prompts: max_new_tokens 20 clipped to 2-19 tokens (prompts 1, 3, 4, 5, 6, 7, 8, 9, 10, 11, ... "
         "(19 in all)), so that each prompt and its continuation fit the model's context of 256"
     ]
+
+
+def test_without_max_new_tokens_each_batch_gets_the_room_its_longest_prompt_leaves(caplog):
+    s = GenerationSettings(strategy="greedy", batch_size=2)
+    with caplog.at_level(logging.WARNING, logger="domainlm.generation"):
+        plan = plan_batches([3, 10, 5, 60, 7], context=64, settings=s)
+    # sorted by length (60, 10, 7, 5, 3), two at a time: 64 - 60, 64 - 7, 64 - 3
+    assert plan == [([3, 1], 4), ([4, 2], 57), ([0], 61)]
+    assert plan_batches([3, 10, 63], context=64, settings=GenerationSettings(batch_size=1)) == [
+        ([2], 1), ([1], 54), ([0], 61)]  # fmt: skip
+    assert caplog.messages == []  # nothing asked, nothing clipped
+    with pytest.raises(UserError, match="prompt 2 is 64 tokens: the model's whole context of 64"):
+        plan_batches([3, 64], context=64, settings=s)
+
+
+@pytest.fixture(scope="module")
+def tiny64(bpe_tokenizer_dir):
+    """A 2-layer GPT-2 of 64 positions that never writes end-of-text: every row runs until its limit."""
+    import torch
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+
+    tok = AutoTokenizer.from_pretrained(bpe_tokenizer_dir)
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, n_positions=64, vocab_size=len(tok),
+                        bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)  # fmt: skip
+    model = GPT2LMHeadModel(config).eval()
+    model.generation_config.suppress_tokens = [tok.eos_token_id]  # kept by generate_batch, as a saved folder's
+    return model, tok
+
+
+@pytest.mark.parametrize(
+    ("batch_size", "budgets"),
+    [(2, [55, 26, 55, 26]), (1, [55, 26, 58, 36]), (4, [26, 26, 26, 26])],
+)
+def test_without_max_new_tokens_rows_fill_the_context_and_never_overflow_it(
+    tiny64, batch_size, budgets, caplog, monkeypatch
+):
+    model, tok = tiny64
+    lengths = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in MIXED]
+    assert lengths == [9, 38, 6, 28]
+    shapes, original = [], model.generate
+
+    def spy(**kwargs):
+        out = original(**kwargs)
+        shapes.append(tuple(out.shape))
+        return out
+
+    monkeypatch.setattr(model, "generate", spy)
+    with caplog.at_level(logging.WARNING, logger="domainlm.generation"):
+        outs = generate_batch(model, tok, MIXED, GenerationSettings(strategy="greedy", batch_size=batch_size),
+                              progress=False)  # fmt: skip
+    # batch size 2: (38, 28) get 64 - 38 = 26, (9, 6) get 64 - 9 = 55; alone, each gets 64 minus its own
+    assert [g.max_new_tokens for g in outs] == budgets
+    assert [g.new_tokens for g in outs] == budgets and not any(g.stopped for g in outs)
+    assert all(n + g.new_tokens <= 64 for n, g in zip(lengths, outs, strict=True))
+    # each batch: its longest prompt (the width of the left padding) plus the new tokens fill the context exactly
+    assert shapes == [(batch_size, 64)] * (4 // batch_size)
+    assert caplog.messages == []
 
 
 def test_prompts_are_padded_on_the_left(tiny, monkeypatch):
@@ -181,6 +252,10 @@ def test_a_length_beyond_the_context_is_clipped_with_a_warning(tiny, caplog):
                              progress=False)  # fmt: skip
     assert g.max_new_tokens == 256 - n and g.new_tokens <= 256 - n
     assert f"prompt 1: max_new_tokens 500 clipped to {256 - n}" in caplog.text
+    caplog.clear()  # no number asked: the same room, without a warning
+    with caplog.at_level(logging.WARNING, logger="domainlm.generation"):
+        [g] = generate_batch(model, tok, [prompt], GenerationSettings(strategy="greedy"), progress=False)
+    assert g.max_new_tokens == 256 - n and caplog.messages == []
 
 
 def test_saved_folder_in_pipeline_and_batched_returns_the_body_and_stops_at_end_of_text(memorised_dir):
@@ -220,9 +295,31 @@ def test_generate_script_writes_jsonl_and_csv_rows_with_seed_and_settings(memori
         ("Baker", "3", "0"), ("Baker", "3", "1"), ("Van Driver", "4", "0"), ("Van Driver", "4", "1")]  # fmt: skip
     assert [r["reference"] for r in table] == [RECORDS[0][2], RECORDS[0][2], RECORDS[1][2], RECORDS[1][2]]
     assert saved["reference"] is None  # --title: nothing to compare with
+    assert saved["max_new_tokens"] == 30 and saved["new_tokens"] == 23  # 22 body tokens and end-of-text
     assert {r["strategy"] for r in table} == {"top_k_top_p"} and {r["top_p"] for r in table} == {"0.95"}
     with pytest.raises(UserError, match=r"--output out\.txt: use a \.jsonl or \.csv"):
         main(["--model_dir", str(memorised_dir), "--prompt", "x", "--output", "out.txt"])
+
+
+def test_generate_script_without_max_new_tokens_writes_whole_postings(memorised_dir, tmp_path, caplog):
+    from generate import main
+
+    with caplog.at_level(logging.WARNING, logger="domainlm.generation"):
+        [row] = main(["--model_dir", str(memorised_dir), "--title", "Baker", "--keywords", "bread,oven", "--quiet",
+                      "--strategy", "greedy", "--output", str(tmp_path / "one.jsonl")])  # fmt: skip
+    # the prompt 'Baker<|SEP|>bread, oven<|SEP|>' is 13 tokens of the model's 64: room for 51
+    assert (row["max_new_tokens"], row["new_tokens"], row["stopped_at_eos"]) == (64 - 13, 23, True)
+    assert row["generated"] == RECORDS[0][2] and caplog.messages == []
+    assert json.loads((tmp_path / "one.jsonl").read_text())["max_new_tokens"] == 51
+    # an explicit number that overflows is clipped with a warning, and the row says so
+    with caplog.at_level(logging.WARNING, logger="domainlm.generation"):
+        [row] = main(["--model_dir", str(memorised_dir), "--title", "Baker", "--keywords", "bread,oven", "--quiet",
+                      "--strategy", "greedy", "--max_new_tokens", "60"])  # fmt: skip
+    assert row["max_new_tokens"] == 51
+    assert caplog.messages == [
+        "prompt 1: max_new_tokens 60 clipped to 51, so that its 13 tokens and the continuation fit the model's "
+        "context of 64"
+    ]
 
 
 def test_a_plain_text_prompts_file_is_continued_from_each_texts_opening(tmp_path_factory, bpe_tokenizer_dir, tmp_path):
@@ -259,6 +356,7 @@ def test_a_plain_text_prompts_file_is_continued_from_each_texts_opening(tmp_path
             r"--keywords 'bread<\|SEP\|>': <\|SEP\|> separates .*; remove it",
         ),
         (["--prompt", "Bake", "--num_prompts", "2"], r"--num_prompts counts the rows of --prompts_file; .*"),
+        (["--prompt", "Bake", "--max_new_tokens", "0"], r"--max_new_tokens 0: must be at least 1"),
         (["--prompts_file", "p.csv", "--num_prompts", "0"], r"--num_prompts 0: must be at least 1"),
         (["--prompts_file", "p.csv", "--num_prompts", "-2"], r"--num_prompts -2: must be at least 1"),
         (

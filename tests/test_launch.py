@@ -41,6 +41,13 @@ def test_launch_runs_the_whole_job(tmp_path):
     assert results["sequence_mode"] == "records" and results["eval_perplexity"] > 1
     samples = [json.loads(line) for line in (work / "samples.jsonl").read_text().splitlines()]
     assert len(samples) == 2 and all(s["prompt"].count("<|SEP|>") == 2 and s["title"] for s in samples)
+    # no --max_new_tokens: one batch of both, given all the room its longer prompt leaves in the 512 positions
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(work / "finetuned")
+    longest = max(len(tok(s["prompt"], add_special_tokens=False)["input_ids"]) for s in samples)
+    assert [s["max_new_tokens"] for s in samples] == [512 - longest] * 2
+    assert all(s["stopped_at_eos"] or s["new_tokens"] == s["max_new_tokens"] for s in samples)
     assert os.path.isdir(work / "finetuned" / "runs")  # TensorBoard logs
     evaluation = json.loads((work / "finetuned" / "eval_results.json").read_text())
     assert evaluation["prompts"] == 3 and set(evaluation["conditions"]) == {"conditioned", "title_only", "reference"}
