@@ -276,20 +276,16 @@ def load_model_dir(
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    path = check_model_dir(model_dir)
+    from domainlm.modeling import _local_load
+
+    check_model_dir(model_dir)
     shown = hf_logging.is_progress_bar_enabled()
     if not progress:
         hf_logging.disable_progress_bar()
+    remedy = "copy the folder again, or train again"
     try:
-        what = "tokenizer"
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        what = "model"
-        model = AutoModelForCausalLM.from_pretrained(path)
-    except Exception as err:  # json, OSError, ValueError, safetensors' own error type, ...
-        raise UserError(
-            f"--model_dir {model_dir}: its {what} cannot be loaded ({type(err).__name__}: {first_line(err)}); "
-            "a file of the folder is damaged or incomplete: copy the folder again, or train again"
-        ) from None
+        tokenizer = _local_load(AutoTokenizer, str(model_dir), "--model_dir", "tokenizer", remedy)
+        model = _local_load(AutoModelForCausalLM, str(model_dir), "--model_dir", "model", remedy)
     finally:
         if shown:
             hf_logging.enable_progress_bar()

@@ -61,20 +61,25 @@ def _hub_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> An
     )
 
 
-def _local_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> Any:
+def _local_load(
+    loader: Any, name: str, flag: str, what: str, remedy: str = "copy the folder again, or save it again", **kwargs: Any
+) -> Any:
     """``loader.from_pretrained(name)`` for a local folder, with a one-line error when one of its files is
-    damaged (cut short by a copy, not JSON, not safetensors): the library's errors are tracebacks."""
+    damaged (cut short by a copy, not JSON, not safetensors): the library's errors are tracebacks.
+    ``remedy`` ends the error: what to do about it."""
     import json
 
     try:
         return loader.from_pretrained(name, **kwargs)
     except Exception as err:  # what a damaged config.json, tokenizer file or weights file raises
         damaged = isinstance(err, (OSError, json.JSONDecodeError, UnicodeDecodeError))
-        if not damaged and type(err).__name__ != "SafetensorError":
+        # safetensors' own error type; the tokenizers library raises a bare Exception for a tokenizer.json
+        # that is JSON but not a tokenizer's
+        if not damaged and type(err).__name__ != "SafetensorError" and type(err) is not Exception:
             raise  # anything else (an attention kernel that cannot run, ...) is said by the caller
         raise UserError(
             f"{flag} {name}: its {what} cannot be loaded ({type(err).__name__}: {first_line(err)}); a file of the "
-            "folder is damaged or incomplete: copy the folder again, or save it again"
+            f"folder is damaged or incomplete: {remedy}"
         ) from None
 
 

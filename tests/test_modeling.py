@@ -282,3 +282,40 @@ def test_a_tokenizer_folder_without_a_tokenizer_is_one_line(tmp_path, tiny_model
             load_tokenizer(ModelArguments(model_type="gpt2", tokenizer_name=str(name)))
         assert str(err.value) == message
     assert len(load_tokenizer(ModelArguments(model_type="gpt2", tokenizer_name=str(tiny_model_dir)))) == 501
+
+
+def test_a_tokenizer_file_that_is_json_but_no_tokenizer_is_one_line(tmp_path, tiny_model_dir):
+    """tokenizers raises a bare Exception for it ("data did not match any variant"): no traceback either."""
+    import shutil
+
+    from domainlm.generation import load_model_dir
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    data = json.loads((folder / "tokenizer.json").read_text())
+    data["pre_tokenizer"] = {"type": "NoSuchPreTokenizer"}
+    (folder / "tokenizer.json").write_text(json.dumps(data))
+    with pytest.raises(UserError) as err:
+        load_tokenizer(ModelArguments(model_name_or_path=str(folder)))
+    assert str(err.value).startswith(
+        f"--model_name_or_path {folder}: its tokenizer cannot be loaded (Exception: data did not match any variant "
+    )
+    assert str(err.value).endswith("damaged or incomplete: copy the folder again, or save it again")
+    with pytest.raises(UserError) as err:
+        load_model_dir(folder)
+    assert str(err.value).startswith(f"--model_dir {folder}: its tokenizer cannot be loaded (Exception: data did not")
+    assert str(err.value).endswith("damaged or incomplete: copy the folder again, or train again")
+
+
+def test_an_error_that_is_no_damage_is_not_called_damage(tmp_path, tiny_model_dir, monkeypatch):
+    """A bug or a kernel that cannot run is not a damaged file: it reaches the caller as it was raised."""
+    from transformers import AutoTokenizer
+
+    from domainlm.modeling import _local_load
+
+    def broken(*args, **kwargs):
+        raise TypeError("unexpected keyword")
+
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", broken)
+    with pytest.raises(TypeError, match=r"^unexpected keyword$"):
+        _local_load(AutoTokenizer, str(tiny_model_dir), "--model_dir", "tokenizer")

@@ -239,7 +239,7 @@ def test_a_final_evaluation_that_fails_leaves_the_new_models_figures_not_the_rep
         raise RuntimeError("out of memory")
 
     monkeypatch.setattr(DomainTrainer, "evaluate", out_of_memory)
-    with pytest.raises(RuntimeError, match="^out of memory$"):
+    with pytest.raises(RuntimeError, match=r"^out of memory$"):
         main([*data, "--max_steps", "2", "--overwrite_output_dir", "--seed", "5"])
     second = json.loads((out / "all_results.json").read_text())
     assert second["seed"] == 5 and second["train_samples"] == first["train_samples"]
