@@ -73,12 +73,12 @@ def main(argv=None):
             raise UserError(f"{flag} is empty; give some text")
     plain = False
     if args.prompts_file and args.output:
-        import os
         from pathlib import Path
 
-        src, out = Path(args.prompts_file), Path(args.output)
-        if src.resolve() == out.resolve() or (out.exists() and src.exists() and os.path.samefile(src, out)):
-            raise UserError(f"--output {args.output} is the --prompts_file; it would be replaced: choose another name")
+        from domainlm.tables import check_inputs_are_not_outputs
+
+        out = Path(args.output)
+        check_inputs_are_not_outputs([args.prompts_file], out.parent, [out.name], "--output")
     if args.prompts_file:
         from domainlm.evaluation import is_plain_text, validation_texts
         from domainlm.tables import read_table
