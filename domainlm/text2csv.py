@@ -51,6 +51,7 @@ from domainlm.cleaning import is_blank
 from domainlm.errors import UserError, first_line
 from domainlm.tables import (
     TABLE_SUFFIXES,
+    cell_text,
     check_encoding,
     check_inputs_are_not_outputs,
     check_output_dir,
@@ -452,9 +453,7 @@ def read_documents(path_str: str, column: str, encoding: str = "utf-8") -> list[
     if suffix in TABLE_SUFFIXES:
         unit = "line" if suffix in (".csv", ".jsonl") else "record"
         return [
-            Document(
-                _cell_text(path, row["_line"], row.get(column), column), path, unit, row["_line"], suffix == ".csv"
-            )
+            Document(cell_text(path, row, column) or "", path, unit, row["_line"], suffix == ".csv")
             for row in read_table(path, {column: "--column"}, encoding, ENCODING_FLAG)
         ]
     return [Document(_read_text_document(path, encoding), path)]
@@ -485,19 +484,6 @@ def check_reserved(doc: Document, text: str, pieces: list[str]) -> None:
                     f"reads as that token in the middle of an example; {fix}"
                 )
             pos = start + len(piece)
-
-
-def _cell_text(path: Path, line: Any, value: Any, column: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, (int, float)):
-        return str(value)
-    where = "line" if path.suffix.lower() in (".csv", ".jsonl") else "record"
-    raise UserError(
-        f"{path}: {where} {line}: column {column!r} holds a {type(value).__name__}, not text; choose another --column"
-    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -141,6 +141,23 @@ def test_csv_round_trip_through_the_training_loader(tmp_path):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [STATS_FILE, "train.csv"]  # no staging left
 
 
+def test_a_column_that_holds_no_text_names_the_row(tmp_path):
+    """JSONL rows whose --column holds a list: one line naming the row and the column; numbers are their text,
+    a null an empty row (dropped as such); nothing is written."""
+    rows = [{"body": "A joke about ducks."}, {"body": 42}, {"body": None}, {"body": ["a", "list"]}]
+    src = write(tmp_path / "rows.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    with pytest.raises(UserError) as err:
+        run(tmp_path, src, column="body", validation_fraction=0.0)
+    assert (
+        str(err.value) == f"{src}: the row at line 4: its 'body' is list \"['a', 'list']\", not text; make it a string"
+    )
+    assert not (tmp_path / "out").exists()
+    src = write(tmp_path / "rows.jsonl", "".join(json.dumps(r) + "\n" for r in rows[:3]))
+    stats = run(tmp_path, src, column="body", validation_fraction=0.0)
+    assert read_csv(tmp_path / "out" / "train.csv") == ["A joke about ducks.", "42"]
+    assert stats["splits"]["train"]["characters"] == len("A joke about ducks.") + 2
+
+
 def test_no_arguments_follows_the_guide(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     script = _script()
