@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from transformers import Trainer
@@ -129,7 +130,10 @@ class DomainTrainer(Trainer):
     ) -> tuple[int, int]:
         """The Trainer's, for a checkpoint at or past this run's last step: the Trainer would take one step
         more (checkpoint-N+1 of a run of N steps) and save those weights as this run's model."""
+        _install_filter("transformers.trainer_utils", _IntervalsApplyFilter)
         out = super()._init_training_state(max_steps, steps_per_epoch, epochs, resume_from_checkpoint, trial)
+        if resume_from_checkpoint is not None:
+            self._steps_of_this_run(resume_from_checkpoint, max_steps)
         step = self.state.global_step
         if resume_from_checkpoint is None or step < max_steps:
             return out
@@ -141,13 +145,25 @@ class DomainTrainer(Trainer):
                 "(--max_steps or --num_train_epochs), so nothing would train: raise them to continue from it, or "
                 "start afresh (--overwrite_output_dir, without --resume_from_checkpoint)"
             )
-        import logging
 
         logging.getLogger(__name__).info(
             "%s is this run's last step (%d): nothing left to train; its weights are saved as the model",
             resume_from_checkpoint, step,
         )  # fmt: skip
         return epochs, 0  # every epoch done: the loop takes no step
+
+    def _steps_of_this_run(self, checkpoint: str, max_steps: int) -> None:
+        """The restored state holds the logging, evaluation and saving intervals of the run that saved it, and
+        the Trainer follows them: a run resumed with ``--save_steps 1`` saved every 500 steps as before. The
+        command line's apply, as for the schedule (``create_scheduler``); one line says which changed."""
+        kinds = ("logging", "eval", "save")
+        before = {k: getattr(self.state, f"{k}_steps") for k in kinds}
+        self.state.compute_steps(self.args, max_steps)
+        after = {k: getattr(self.state, f"{k}_steps") for k in kinds}
+        whole = {k: int(v) if float(v).is_integer() else v for k, v in after.items()}  # the Trainer's 1.0: 1
+        changed = [f"--{k}_steps {whole[k]} (it had {before[k]})" for k in kinds if after[k] != before[k]]
+        if changed:
+            logging.getLogger(__name__).info("resuming from %s with this run's %s", checkpoint, ", ".join(changed))
 
     def _load_optimizer_and_scheduler(self, checkpoint: str | None) -> None:
         """The Trainer's, then each group's rate as this run's schedule gives it at the restored step.
@@ -163,7 +179,6 @@ class DomainTrainer(Trainer):
         if checkpoint is None or not isinstance(scheduler, LambdaLR):
             return
         import json
-        import logging
         from pathlib import Path
 
         try:
@@ -289,3 +304,29 @@ class DomainTrainer(Trainer):
         if state_dict is not None:
             state_dict = drop_tied_copies(self.accelerator.unwrap_model(self.model), state_dict)
         super()._save(output_dir, state_dict=state_dict)
+
+
+class _IntervalsApplyFilter(logging.Filter):
+    """transformers warns that a resumed run's ``--logging_steps``, ``--eval_steps`` or ``--save_steps`` do not
+    match the checkpoint's, which it would follow; ``DomainTrainer`` applies this run's and says so. Those lines
+    of the warning go; another (a different batch size) stays."""
+
+    HEAD = "Warning: The following arguments do not match the ones in the `trainer_state.json`"
+    APPLIED = ("logging_steps:", "eval_steps:", "save_steps:")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if not message.startswith(self.HEAD):
+            return True
+        head, *lines = message.split("\n\t")
+        kept = [line for line in lines if not line.startswith(self.APPLIED)]
+        if not kept:
+            return False
+        record.msg, record.args = "\n\t".join([head, *kept]), ()
+        return True
+
+
+def _install_filter(logger_name: str, kind: type[logging.Filter]) -> None:
+    target = logging.getLogger(logger_name)
+    if not any(isinstance(f, kind) for f in target.filters):
+        target.addFilter(kind())

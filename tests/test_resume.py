@@ -441,6 +441,46 @@ def test_resumed_with_more_steps_the_first_step_follows_the_new_schedule(tmp_pat
     assert [g["lr"] for g in optimizer["param_groups"]] == pytest.approx([2.5e-4] * len(optimizer["param_groups"]))
 
 
+def test_a_resumed_run_logs_and_saves_as_its_command_line_says(tmp_path, tiny_model_dir, records_dir, caplog):
+    """Resumed with --save_steps 1 --logging_steps 1, the run saves and logs every step from the checkpoint on;
+    the restored state held the first run's intervals (2 and 500), which the Trainer would have followed."""
+    import logging
+
+    out = tmp_path / "out"
+    flags = ["--model_name_or_path", str(tiny_model_dir), "--train_file", str(records_dir / "train.csv"),
+             "--do_train", "--output_dir", str(out), "--per_device_train_batch_size", "8", "--report_to", "none",
+             "--disable_tqdm", "true", "--save_total_limit", "10"]  # fmt: skip
+    main([*flags, "--max_steps", "2", "--save_steps", "2"])
+    with caplog.at_level(logging.INFO):
+        main([*flags, "--max_steps", "5", "--save_steps", "1", "--logging_steps", "1"])
+    assert sorted(p.name for p in out.glob("checkpoint-*")) == [f"checkpoint-{n}" for n in (2, 3, 4, 5)]
+    history = json.loads((out / "trainer_state.json").read_text())["log_history"]
+    assert [h["step"] for h in history if "loss" in h] == [3, 4, 5]
+    assert (
+        f"resuming from {out / 'checkpoint-2'} with this run's --logging_steps 1 (it had 500), --save_steps 1 (it had 2)"
+        in caplog.text
+    )
+    assert "do not match the ones in the `trainer_state.json`" not in caplog.text  # what applies is said above
+
+
+def test_intervals_filter_keeps_a_batch_size_mismatch():
+    from domainlm.trainer import _IntervalsApplyFilter
+
+    head = _IntervalsApplyFilter.HEAD + " within the checkpoint directory: "
+    both = logging_record(head + "\n\tsave_steps: 1 (from args) != 2 (from trainer_state.json)"
+                          "\n\tper_device_train_batch_size: 4 (from args) != 8 (from trainer_state.json)")  # fmt: skip
+    assert _IntervalsApplyFilter().filter(both)
+    assert both.getMessage() == head + "\n\tper_device_train_batch_size: 4 (from args) != 8 (from trainer_state.json)"
+    assert not _IntervalsApplyFilter().filter(logging_record(head + "\n\tlogging_steps: 1 (from args) != 500 (x)"))
+    assert _IntervalsApplyFilter().filter(logging_record("another warning"))
+
+
+def logging_record(message: str):
+    import logging
+
+    return logging.LogRecord("transformers.trainer_utils", logging.WARNING, __file__, 1, message, (), None)
+
+
 def test_a_checkpoint_at_or_past_the_last_step_trains_no_step_more(tmp_path, tiny_model_dir, records_dir):
     """A finished run rerun with the same command took one step past --max_steps (checkpoint-5 of a 4-step
     run) and saved it as the model; with fewer steps it trained one more and put the new card on it."""
