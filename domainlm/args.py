@@ -567,6 +567,8 @@ def parse_args(
         raise UserError("--do_eval needs --validation_file (or --train_file to hold out a split)")
     if training_args.do_eval and not training_args.do_train:
         check_evaluation_folder(model_args, training_args.output_dir)
+    if run_args.eval_before_training and not training_args.do_eval:  # before the model and the data load
+        raise UserError("--eval_before_training needs --do_eval (and a validation split)")
     training_args = without_gpu(resolve_precision(training_args))
     if training_args.deepspeed:
         from domainlm.distributed import align_world_size, check_deepspeed_config

@@ -492,9 +492,7 @@ def long_run_callbacks(
     callbacks: list[Any] = [CheckpointInfo(), CPUAdamResume(), DivergenceGuard(run_args.max_skipped_steps), ctrl_c]
     if run_args.check_disk_space:
         callbacks.insert(0, DiskGuard())
-    if run_args.eval_before_training:
-        if not training_args.do_eval:
-            raise UserError("--eval_before_training needs --do_eval (and a validation split)")
+    if run_args.eval_before_training:  # with --do_eval: parse_args checks
         training_args.eval_on_start = True
     if training_args.eval_on_start:
         callbacks.append(EvalBeforeTraining())

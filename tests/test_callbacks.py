@@ -92,7 +92,13 @@ def test_samples_and_evaluation_before_training_leave_the_weights_unchanged(tmp_
     assert watched["eval_before_perplexity"] > watched["eval_perplexity"]  # 4 steps at 1e-3 learn something
 
 
-def test_evaluation_before_training_needs_do_eval(tmp_path, tiny_model_dir, records_dir):
+def test_evaluation_before_training_needs_do_eval(tmp_path, tiny_model_dir, records_dir, monkeypatch):
+    """Said before the model loads and the data is tokenised (minutes for gpt2-xl)."""
+    from conftest import forbid
+
+    import domainlm.modeling
+
+    forbid(monkeypatch, (domainlm.modeling, "load_model"), (domainlm.modeling, "load_tokenizer"))
     args = [
         a for a in argv(tiny_model_dir, records_dir, tmp_path / "out", "--eval_before_training") if a != "--do_eval"
     ]
