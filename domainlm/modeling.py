@@ -257,7 +257,9 @@ def load_model(
         else:
             config.vocab_size = len(tokenizer)
             model = AutoModelForCausalLM.from_config(config, **kwargs)
-            n = sum(p.numel() for p in model.parameters())
+            from domainlm.guards import parameter_counts
+
+            n, _ = parameter_counts(model)  # under ZeRO-3 the parameters are partitioned already: their full size
             logger.info("new %s model from a config: %.2fM parameters", config.model_type, n / 1e6)
     except (ValueError, ImportError) as err:
         if "attn_implementation" not in kwargs or "attention" not in str(err).lower():

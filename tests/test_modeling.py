@@ -319,3 +319,28 @@ def test_an_error_that_is_no_damage_is_not_called_damage(tmp_path, tiny_model_di
     monkeypatch.setattr(AutoTokenizer, "from_pretrained", broken)
     with pytest.raises(TypeError, match=r"^unexpected keyword$"):
         _local_load(AutoTokenizer, str(tiny_model_dir), "--model_dir", "tokenizer")
+
+
+def test_a_new_model_logs_its_full_size_when_its_parameters_are_partitioned(tiny_model_dir, monkeypatch, caplog):
+    """Under ZeRO-3, from_config returns parameters already split across ranks (each holds ds_numel, the full
+    size, and a shard of it): the log counted the shards, "0.00M parameters"."""
+    from transformers import AutoModelForCausalLM
+
+    real = AutoModelForCausalLM.from_config
+
+    def partitioned(config, **kwargs):
+        model = real(config, **kwargs)
+        for p in model.parameters():
+            p.ds_numel = 4 * p.numel()  # as if this rank held a quarter of each (shapes kept for the resize)
+        return model
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_config", partitioned)
+    args = ModelArguments(
+        model_type="gpt2", tokenizer_name=str(tiny_model_dir), config_overrides="n_layer=2,n_embd=32,n_head=2"
+    )
+    tokenizer = load_tokenizer(args)
+    with caplog.at_level(logging.INFO, logger="domainlm.modeling"):
+        model = load_model(args, tokenizer)
+    n = sum(p.ds_numel for p in model.parameters())
+    assert n == 4 * sum(p.numel() for p in model.parameters()) > 10_000
+    assert f"new gpt2 model from a config: {n / 1e6:.2f}M parameters" in caplog.text
