@@ -484,7 +484,7 @@ def run_evaluation(
             ) from None
         if not plain:
             results["keyword_use"] = keyword_use(model, tokenizer, prompts)
-        results["perplexity"] = perplexities(model, tokenizer, model_dir, texts, start)
+        results["perplexity"] = perplexities(model, tokenizer, model_dir, texts, start, progress)
         results.update(
             model_dir=str(model_dir),
             parameters=sum(p.numel() for p in model.parameters()),
@@ -533,14 +533,19 @@ def earlier_evaluation(folder: str | Path) -> list[str]:
     return [*names, REPORT_FILE]
 
 
-def perplexities(model: Any, tokenizer: Any, model_dir: Path, val_texts: list[str], base: str | None) -> dict:
+def perplexities(
+    model: Any, tokenizer: Any, model_dir: Path, val_texts: list[str], base: str | None, progress: bool = True
+) -> dict:
     """Validation perplexity after fine-tuning, before (``base``), and training's own figures."""
+    from domainlm.generation import loading_bars
+
     out: dict[str, Any] = {}
     if val_texts:
         out["texts"] = len(val_texts)
         out["after"] = perplexity_of(model, tokenizer, val_texts)
         if base:
-            before, what = base_model(base, model_dir, tokenizer)
+            with loading_bars(progress):
+                before, what = base_model(base, model_dir, tokenizer)
             out["before"] = perplexity_of(before.to(model.device), tokenizer, val_texts)
             out["base_model"] = what
             del before

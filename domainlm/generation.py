@@ -266,6 +266,21 @@ def check_model_dir(model_dir: str | Path, flag: str = "--model_dir") -> Path:
     return path
 
 
+@contextlib.contextmanager
+def loading_bars(shown: bool) -> Iterator[None]:
+    """transformers' "Loading weights" bars during the block, or none (``--quiet``); as they were after it."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if not shown:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was:
+            hf_logging.enable_progress_bar()
+
+
 def load_model_dir(
     model_dir: str | Path, device: str | None = None, progress: bool = True
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
@@ -274,21 +289,14 @@ def load_model_dir(
     loaded (a damaged config.json, tokenizer or weights file) is a UserError naming ``--model_dir``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     from domainlm.modeling import _local_load
 
     check_model_dir(model_dir)
-    shown = hf_logging.is_progress_bar_enabled()
-    if not progress:
-        hf_logging.disable_progress_bar()
     remedy = "copy the folder again, or train again"
-    try:
+    with loading_bars(progress):
         tokenizer = _local_load(AutoTokenizer, str(model_dir), "--model_dir", "tokenizer", remedy)
         model = _local_load(AutoModelForCausalLM, str(model_dir), "--model_dir", "model", remedy)
-    finally:
-        if shown:
-            hf_logging.enable_progress_bar()
     if len(tokenizer) < 2:
         raise UserError(f"--model_dir {model_dir}: its tokenizer files hold no vocabulary; copy the tokenizer again")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

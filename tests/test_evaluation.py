@@ -212,6 +212,24 @@ def test_evaluation_run_writes_results_samples_and_report(memorised_dir, tmp_pat
     assert f"real bodies' loss per token after their own keywords {use['own']:.4f}" in printed
 
 
+def test_quiet_loads_the_base_model_without_a_progress_bar(memorised_dir, tmp_path, capfd):
+    """--quiet: no "Loading weights" bar for the --base_model folder either (launch.sh passes --quiet)."""
+    from transformers.utils import logging as hf_logging
+
+    from evaluate_model import main
+
+    write_text_csv(tmp_path / "validation.csv", [{"text": ROWS[0]}])
+    flags = ["--model_dir", str(memorised_dir), "--validation_file", str(tmp_path / "validation.csv"),
+             "--output_dir", str(tmp_path / "eval"), "--strategy", "greedy", "--max_new_tokens", "3",
+             "--base_model", str(memorised_dir)]  # fmt: skip
+    capfd.readouterr()
+    main([*flags, "--quiet"])
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # as it was
+    main(flags)
+    assert "Loading weights" in capfd.readouterr().err  # the bar this test looks for
+
+
 def test_evaluation_needs_keywords(memorised_dir, tmp_path):
     from evaluate_model import main
 
