@@ -16,14 +16,54 @@ class UserError(Exception):
 def one_line_errors(parser: Any) -> Any:
     """The ``argparse`` parser, changed so that a flag it does not know or a value of the wrong type ends
     with one line, ``error: ...; see python SCRIPT --help``, and status 2, instead of its usage block
-    (143 lines for run_clm.py, whose parser holds every Trainer flag). ``--help`` is unchanged."""
+    (143 lines for run_clm.py, whose parser holds every Trainer flag). ``--help`` is unchanged.
+
+    A flag it does not know is said first, with the closest known one: argparse would rather say that a
+    required flag is missing (``--validation_fle`` for ``--validation_file``), and never which was meant."""
+    given: list[str] = []
 
     def error(message: str) -> NoReturn:
+        unknown = unknown_flags(parser, given)
+        if unknown:
+            message = f"unknown flag{'s' if len(unknown) > 1 else ''} " + ", ".join(
+                _with_guess(flag, parser) for flag in unknown
+            )
         sys.stderr.write(f"error: {message}; see python {parser.prog} --help\n")
         sys.exit(2)
 
+    parse_known_args = parser.parse_known_args
+
+    def remembering(args: Any = None, namespace: Any = None) -> Any:
+        given[:] = list(sys.argv[1:] if args is None else args)
+        return parse_known_args(args, namespace)
+
     parser.error = error
+    parser.parse_known_args = remembering  # what parse_args calls: the arguments, for error
     return parser
+
+
+def unknown_flags(parser: Any, args: list[str]) -> list[str]:
+    """The ``--flags`` of ``args`` that ``parser`` knows neither whole nor, where it allows, by a prefix."""
+    known = list(parser._option_string_actions)
+    unknown = []
+    for arg in args:
+        if arg == "--":
+            break
+        if not arg.startswith("--"):
+            continue
+        flag = arg.split("=", 1)[0]
+        if flag in known or (parser.allow_abbrev and any(k.startswith(flag) for k in known)):
+            continue
+        unknown.append(flag)
+    return unknown
+
+
+def _with_guess(flag: str, parser: Any) -> str:
+    import difflib
+
+    options = [k for k in parser._option_string_actions if k.startswith("--")]
+    guess = difflib.get_close_matches(flag, options, n=1, cutoff=0.75)
+    return f"{flag} (did you mean {guess[0]}?)" if guess else flag
 
 
 def first_line(err: BaseException, limit: int | None = 200) -> str:

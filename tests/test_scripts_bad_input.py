@@ -452,7 +452,10 @@ def test_training_from_a_damaged_model_folder(tmp_path, tiny_model_dir, records_
          "argument --per_device_train_batch_size/--per-device-train-batch-size: invalid int value: 'abc'"),
         ("generate.py", ["--model_dir", "m", "--prompt", "x", "--top_k", "abc"], "argument --top_k: invalid int value: 'abc'"),
         ("evaluate_model.py", ["--model_dir", "m"], "the following arguments are required: --validation_file"),
-        ("text2csv.py", ["--bogus"], "unrecognized arguments: --bogus"),
+        ("text2csv.py", ["--bogus"], "unknown flag --bogus"),
+        ("evaluate_model.py", ["--model_dir", "m", "--validation_fle", "v.csv"],
+         "unknown flag --validation_fle (did you mean --validation_file?)"),  # not "--validation_file is required"
+        ("generate.py", ["--model", "m", "--promt=x", "--top_k", "abc"], "unknown flag --promt (did you mean --prompt?)"),
         ("prepare_jobs.py", ["--input", "x.csv", "--output_dir", "o", "--max_tokens", "many"],
          "argument --max_tokens/--max-tokens: invalid int value: 'many'"),
         ("create_tokenizer.py", ["--train_file", "t.csv"], "the following arguments are required: --output_dir"),
