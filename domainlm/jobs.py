@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import itertools
 import json
 import math
 import random
@@ -22,7 +23,7 @@ import statistics
 import time
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
@@ -177,6 +178,10 @@ def make_parser(description: str | None = None) -> argparse.ArgumentParser:
             kwargs["default"] = f.default_factory()
         else:
             kwargs["required"] = True
+        shown = kwargs.get("default")
+        if shown not in (None, False) and kwargs["help"] and "default" not in kwargs["help"].lower():
+            shown = " ".join(map(str, shown)) if isinstance(shown, list) else shown
+            kwargs["help"] = f"{kwargs['help']} (default: {shown})"  # as run_clm.py --help shows its own
         args = [a for a in typing.get_args(kind) if a is not type(None)]
         if typing.get_origin(kind) in (typing.Union, types.UnionType):  # X | None
             kind = args[0]
@@ -291,6 +296,14 @@ def parse_keywords(value: Any, where: str) -> list[str] | None:
     raise UserError(f"{where}: keywords must be a list or a comma-joined string, not {type(value).__name__}")
 
 
+def _drain(items: list[Any]) -> Iterator[Any]:
+    """The items of ``items`` in order, each removed from the list as it is handed out (the list ends
+    empty), so that nothing keeps an item alive once its consumer is done with it."""
+    items.reverse()
+    while items:
+        yield items.pop()
+
+
 def load_postings(args: PrepareArguments) -> list[dict[str, Any]]:
     """Rows with ``title``, ``text``, ``keywords`` (list or None) and ``_line``, from any input format."""
     path = Path(args.input)
@@ -301,7 +314,7 @@ def load_postings(args: PrepareArguments) -> list[dict[str, Any]]:
     else:
         wanted[args.keywords_column] = "--keywords_column"
     out = []
-    for r in _read_rows(path, wanted, args.encoding, optional):
+    for r in _drain(_read_rows(path, wanted, args.encoding, optional)):
         where = f"{path}: {row_at(path, r['_line'])}, column {args.keywords_column!r}"
         out.append(
             {
@@ -320,28 +333,37 @@ def load_postings(args: PrepareArguments) -> list[dict[str, Any]]:
 LENGTH_BATCH = 1000  # rows per tokenizer call: one call per row costs 2-3x as much, a whole corpus at once its memory
 
 
-def _length_counter(args: PrepareArguments) -> Callable[[list[str]], list[int]]:
-    """Lengths of many rows at once: in words, or in tokens of ``--tokenizer`` plus the end-of-text."""
+def _length_counter(args: PrepareArguments) -> Callable[[Iterable[str]], list[int]]:
+    """Lengths of many rows at once (a generator: no list of every row is made): in words, or in tokens of
+    ``--tokenizer`` plus the end-of-text."""
     if args.length_unit == "words" or args.tokenizer is None:
         return lambda rows: [len(s.split()) for s in rows]
     from transformers import AutoTokenizer
 
     folder = Path(args.tokenizer).expanduser()
-    try:
-        tok = AutoTokenizer.from_pretrained(str(folder))
-    except (OSError, ValueError) as err:
-        reason = first_line(err, 160)
-        if folder.is_dir():
-            raise UserError(f"--tokenizer {args.tokenizer}: cannot load it ({reason})") from None
-        raise UserError(
-            f"--tokenizer {args.tokenizer}: not a local folder, and it could not be loaded from the model hub "
-            f"({reason}); give a local tokenizer folder (create_tokenizer.py makes one)"
-        ) from None
+    if folder.is_dir():
+        try:
+            tok = AutoTokenizer.from_pretrained(str(folder))
+        except (OSError, ValueError) as err:
+            raise UserError(f"--tokenizer {args.tokenizer}: cannot load it ({first_line(err, 160)})") from None
+    else:  # a hub name (gpt2): domainlm.hub asks the hub once, else reads the local cache
+        from domainlm.hub import load_by_name
 
-    def count(rows: list[str]) -> list[int]:
+        tok = load_by_name(
+            lambda local: AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=local),
+            *(
+                args.tokenizer,
+                "--tokenizer",
+                "tokenizer",
+                "give a local tokenizer folder (create_tokenizer.py makes one)",
+            ),
+        )
+
+    def count(rows: Iterable[str]) -> list[int]:
         lengths: list[int] = []
-        for start in range(0, len(rows), LENGTH_BATCH):
-            ids = tok(rows[start : start + LENGTH_BATCH], add_special_tokens=False, verbose=False)["input_ids"]
+        rows = iter(rows)
+        while batch := list(itertools.islice(rows, LENGTH_BATCH)):
+            ids = tok(batch, add_special_tokens=False, verbose=False)["input_ids"]
             lengths.extend(len(row) + 1 for row in ids)  # + end-of-text
         return lengths
 
@@ -389,11 +411,12 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
     old_validation = output_dir / "validation.csv"  # this run may write none: an earlier run's is not left
     old_is_ours = is_earlier_output(old_validation, output_dir / STATS_FILE, lambda st: st["validation"]["rows"] > 0)
     raw = load_postings(args)
+    n_read = len(raw)
     count = _length_counter(args)
     dropped = dict.fromkeys(DROP_REASONS, 0)
     seen: set[str] = set()
     postings: list[dict[str, Any]] = []
-    for r in raw:
+    for r in _drain(raw):  # a raw row goes once cleaned: raw and cleaned texts are not all held at once
         if not isinstance(r["title"], str) or not isinstance(r["text"], str):
             dropped["missing_title_or_text"] += 1
             continue
@@ -413,9 +436,10 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
             continue
         seen.add(key)
         postings.append({"title": title, "text": text, "keywords": clean_keywords(r["keywords"], top_n=args.top_n)})
+    del seen  # a normalised copy of every text, not needed from here on
     if args.max_tokens is not None:
         # A posting whose row is too long without keywords is too long with them: no extraction for it.
-        bare = count([format_record(p["title"], [], p["text"]) for p in postings])
+        bare = count(format_record(p["title"], [], p["text"]) for p in postings)
         dropped["too_long"] += sum(n > args.max_tokens for n in bare)
         postings = [p for p, n in zip(postings, bare, strict=True) if n <= args.max_tokens]
 
@@ -445,9 +469,7 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
         backend, seconds = extractor.description, time.perf_counter() - t0
 
     kept: list[dict[str, Any]] = []
-    for p in postings:
-        p["row"] = format_record(p["title"], p["keywords"], p["text"])
-    for p, length in zip(postings, count([p["row"] for p in postings]), strict=True):
+    for p, length in zip(postings, count(map(_row, postings)), strict=True):  # rows are made again to write them
         p["length"] = length
         if p["length"] < args.min_tokens:
             dropped["too_short"] += 1
@@ -468,7 +490,7 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
     n_extracted = sum(1 for p in kept if p.get("extracted"))
     stats: dict[str, Any] = {
         "input": str(args.input),
-        "read": len(raw),
+        "read": n_read,
         "kept": len(kept),
         "dropped": dropped,
         "keywords": {
@@ -490,7 +512,9 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
             "total_length": sum(lengths),
             "keywords_per_posting": round(statistics.mean(len(p["keywords"]) for p in rows), 2) if rows else 0,
         }
-    stats["arguments"] = asdict(args)
+    arguments = asdict(args)
+    arguments["ngram_range"] = list(arguments.pop("ngram"))  # as parsed: numbers, the aliases applied
+    stats["arguments"] = arguments
     stats["outputs"] = [f"{name}.csv" for name, rows in splits.items() if rows] + [STATS_FILE]
     stats["seconds"] = round(time.perf_counter() - started, 2)
 
@@ -499,13 +523,17 @@ def prepare_jobs(args: PrepareArguments, log: Callable[[str], None] = print) -> 
             if rows:
                 write_csv(
                     staged.file(f"{name}.csv"),
-                    ({"text": p["row"], "title": p["title"], "keywords": ", ".join(p["keywords"])} for p in rows),
+                    ({"text": _row(p), "title": p["title"], "keywords": ", ".join(p["keywords"])} for p in rows),
                     OUTPUT_COLUMNS,
                 )
         write_json(staged.file(STATS_FILE), stats)
     if not splits["validation"]:
         settle_earlier_validation(old_validation, old_is_ours, "prepare_jobs", log)
     return stats
+
+
+def _row(posting: dict[str, Any]) -> str:
+    return format_record(posting["title"], posting["keywords"], posting["text"])
 
 
 def _percentiles(values: list[int]) -> dict[str, int]:

@@ -20,12 +20,11 @@ A DataFrame comes back as ``{column: {index: value}}``, the shape of the origina
 
 from __future__ import annotations
 
-import io
 import math
 import pickle
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from domainlm.errors import UserError
 
@@ -113,7 +112,7 @@ def _latin1(text: str, encoding: str = "latin1") -> bytes:
 
 
 class _PlainDataUnpickler(pickle.Unpickler):
-    def __init__(self, file: io.BytesIO, path: Path) -> None:
+    def __init__(self, file: BinaryIO, path: Path) -> None:
         super().__init__(file)
         self._path = path
 
@@ -145,18 +144,19 @@ def load_plain_pickle(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: no such file")
-    data = path.read_bytes()
-    if not data:
+    size = path.stat().st_size
+    if not size:
         raise UserError(f"{path} is empty: expected a pickle of postings")
     try:
-        obj = _PlainDataUnpickler(io.BytesIO(data), path).load()
+        with path.open("rb") as f:  # read as it goes: no copy of the whole file next to what it holds
+            obj = _PlainDataUnpickler(f, path).load()
     except RefusedPickle:
         raise
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, IndexError, KeyError) as err:
         raise UserError(f"{path}: not a readable pickle ({type(err).__name__}: {err}); re-save it or use CSV") from None
     if isinstance(obj, _STUBS[("pandas", "DataFrame")]):
         try:
-            obj = _frame_columns(obj, limit=len(data))
+            obj = _frame_columns(obj, limit=size)
         except _Layout as err:
             raise RefusedPickle(
                 f"{path}: refused to load this DataFrame: {err}; only str/object/int/float/bool columns are "

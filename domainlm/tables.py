@@ -436,6 +436,21 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: s
     raise UserError(f"{where} is not UTF-8 ({value}); {fix}")
 
 
+_LINE_END = re.compile(r"\r\n?|\n")
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text`` with their endings, as ``io.StringIO(text, newline="")`` yields them (a line
+    ends at ``\\n``, ``\\r\\n`` or a lone ``\\r``), without the copy StringIO reads from: 4 bytes a
+    character, 4x the text of an ASCII CSV."""
+    start = 0
+    for m in _LINE_END.finditer(text):
+        yield text[start : m.end()]
+        start = m.end()
+    if start < len(text):
+        yield text[start:]
+
+
 def iter_csv(
     path: str | os.PathLike, encoding: str = "utf-8", encoding_flag: str | None = None, strip_header: bool = True
 ) -> tuple[list[str], Iterator[tuple[int, dict[str, str]]]]:
@@ -445,9 +460,9 @@ def iter_csv(
     training loader keeps them."""
     path = Path(path)
     text = read_text(path, encoding, encoding_flag)
-    if not text.strip():
+    if not text or text.isspace():  # text.strip() would copy the whole file
         raise UserError(f"{path} is empty: expected a CSV with a header row")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(_lines(text), strict=True)
     try:
         header = next(reader)
     except csv.Error as err:
@@ -543,7 +558,7 @@ def read_table(
             rows.append({**obj, "_line": i})
     elif suffix == ".json":
         text = read_text(path, encoding, encoding_flag)
-        if not text.strip():
+        if not text or text.isspace():
             raise UserError(f"{path} is empty: expected a JSON list of objects")
         try:
             obj = json.loads(text)

@@ -181,13 +181,14 @@ def test_data_throughput_tiny(postings_csv, tmp_path):
 
 
 def test_data_scale_tiny(tmp_path):
-    from bench.data_scale import STAGES, main
+    from bench.data_scale import TEXT_STAGES, main
 
     out_path = tmp_path / "scale.json"
-    argv = ["--sizes_mb", "0.05", "0.1", "--vocab_size", "300", "--block_size", "1024", "--json_out", str(out_path)]
+    argv = ["--sizes_mb", "0.05", "0.1", "--vocab_size", "300", "--block_size", "1024", "--json_out", str(out_path),
+            "--stages", *TEXT_STAGES]  # fmt: skip
     assert main(argv) == 0
     stages = json.loads(out_path.read_text())["stages"]
-    assert list(stages) == [f"{s} @ {mb} MB" for mb in ("0.05", "0.1") for s in STAGES]
+    assert list(stages) == [f"{s} @ {mb} MB" for mb in ("0.05", "0.1") for s in TEXT_STAGES]
     small, large = stages["text2csv paragraph @ 0.05 MB"], stages["text2csv paragraph @ 0.1 MB"]
     assert 0 < small["paragraphs"] < large["paragraphs"]
     for name, r in stages.items():
@@ -197,6 +198,26 @@ def test_data_scale_tiny(tmp_path):
             assert 0 < r["packed_rows"] <= r["records"], name
     for stage in ("text2csv paragraph", "text2csv tokens"):
         assert 0 < stages[f"{stage} @ 0.05 MB"]["examples"] < stages[f"{stage} @ 0.1 MB"]["examples"]
+
+
+def test_data_scale_prepare_jobs_against_a_baseline_checkout(tmp_path, capsys):
+    """The user's command, run alternating with another checkout's (here the same one): same output."""
+    from conftest import ROOT
+
+    from bench.data_scale import main
+
+    out_path = tmp_path / "scale.json"
+    argv = ["--stages", "prepare_jobs pkl", "--sizes_mb", "0.02", "--jobs_length_unit", "words",
+            "--baseline_code", str(ROOT), "--repeats", "2", "--json_out", str(out_path)]  # fmt: skip
+    assert main(argv) == 0
+    stages = json.loads(out_path.read_text())["stages"]
+    assert list(stages) == ["prepare_jobs pkl @ 0.02 MB", "prepare_jobs pkl (baseline) @ 0.02 MB"]
+    ours, theirs = stages.values()
+    assert ours["differs_from_baseline"] == [] and "differs_from_baseline" not in theirs
+    for r in (ours, theirs):
+        assert r["postings"] > 0 and r["mb"] == r["input_mb"] > 0.02 and len(r["runs"]) == 2
+        assert r["seconds"] > 0 and 0 < r["growth_mib"] < r["peak_rss_mib"]
+    assert "prepare_jobs pkl @ 0.02 MB, baseline / this:" in capsys.readouterr().out
 
 
 def test_memory_switches_tiny(tmp_path):

@@ -97,6 +97,64 @@ def test_rows_and_stats(tmp_path):
     ]
 
 
+def test_stats_record_the_arguments_as_parsed(tmp_path):
+    """Numbers as numbers: --ngram_range was saved as given (["1,2"], strings) next to the parsed range."""
+    src = write_csv(tmp_path / "jobs.csv", TINY)
+    out = tmp_path / "out"
+    argv = ["--input", str(src), "--output_dir", str(out), "--keyword_backend", "tfidf", "--length_unit", "words",
+            "--ngram_range", "1,2", "--ngram_max", "3", "--top_n", "4", "--min_tokens", "2", "--max_tokens", "700",
+            "--diversity", "0.25", "--validation_fraction", "0.2", "--seed", "7"]  # fmt: skip
+    prepare_jobs(parse_arguments(argv), log=lambda s: None)
+    assert json.loads((out / "prepare_stats.json").read_text())["arguments"] == {
+        "input": str(src),
+        "output_dir": str(out),
+        "encoding": "utf-8",
+        "title_column": "title",
+        "text_column": "text",
+        "keywords_column": "keywords",
+        "reextract": False,
+        "keyword_backend": "tfidf",
+        "keyword_model": None,
+        "top_n": 4,
+        "ngram_range": [1, 3],  # the alias applied
+        "ngram_min": None,
+        "ngram_max": 3,
+        "diversity": 0.25,
+        "candidate_pool": 20,
+        "keyword_doc_tokens": 128,
+        "length_unit": "words",
+        "tokenizer": None,
+        "min_tokens": 2,
+        "max_tokens": 700,
+        "validation_fraction": 0.2,
+        "seed": 7,
+    }
+
+
+def test_peak_memory_stays_near_two_copies_of_the_texts(tmp_path):
+    """What Python allocates at the peak, for a pickle and a CSV: raw rows go once cleaned, rows are formatted
+    when counted and again when written, and a CSV is read without a 4-bytes-a-character copy. Before, a
+    raw and a cleaned copy of every text, the formatted rows and the CSV's copy were held: 5.5x the texts."""
+    import tracemalloc
+
+    texts = {i: " ".join(f"w{i}x{j}" for j in range(1500)) for i in range(40)}
+    size = sum(map(len, texts.values()))  # ASCII: a byte a character
+    keywords = {i: [f"skill {i} {j}" for j in range(20)] for i in texts}
+    pkl = tmp_path / "jobs.pkl"
+    pkl.write_bytes(pickle.dumps({"title": {i: f"Job {i}" for i in texts}, "keywords": keywords, "text": texts}))
+    csv_path = write_csv(tmp_path / "jobs.csv", [(f"Job {i}", ",".join(keywords[i]), texts[i]) for i in texts])
+    del texts, keywords
+    prepare_jobs(args_for(tmp_path / "warm", write_csv(tmp_path / "warm.csv", TINY)), log=lambda s: None)  # imports
+    for path in (pkl, csv_path):
+        tracemalloc.start()
+        try:
+            prepare_jobs(args_for(tmp_path / path.suffix, path, max_tokens=100_000), log=lambda s: None)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert peak < 3.5 * size, f"{path.name}: peak {peak / size:.2f}x the texts"  # 2.4x
+
+
 def test_reextract_replaces_given_keywords(tmp_path):
     src = write_csv(tmp_path / "jobs.csv", TINY[6:])
     prepare_jobs(args_for(tmp_path, src, top_n=3, reextract=True, validation_fraction=0), log=lambda s: None)
@@ -263,7 +321,7 @@ def test_a_hub_tokenizer_without_the_hub_asks_for_a_local_folder(tmp_path, monke
     src = write_csv(tmp_path / "jobs.csv", TINY)
     args = args_for(tmp_path, src, length_unit="tokens", tokenizer="gpt2", max_tokens=1024)
     message = (
-        r"^--tokenizer gpt2: not a local folder, and it could not be loaded from the model hub \(We couldn't "
+        r"^--tokenizer gpt2: not a local folder, and the tokenizer could not be loaded from the model hub \(We couldn't "
         r"connect .*\); give a local tokenizer folder \(create_tokenizer.py makes one\)$"
     )
     with pytest.raises(UserError, match=message):
@@ -541,3 +599,14 @@ def test_parsing_flags_imports_no_transformers():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     assert out == "[]\n"  # the tfidf run of the 936 real postings takes about 3 s; transformers alone is 1-2 s
+
+
+def test_help_shows_each_default():
+    """As run_clm.py --help does: top_n 10, diversity 0.5, 1-3-grams, ...; none where there is no default."""
+    from domainlm.jobs import make_parser
+
+    helps = {a.dest: a.help for a in make_parser()._actions}
+    assert helps["top_n"].endswith("(default: 10)") and helps["diversity"].endswith("(default: 0.5)")
+    assert helps["ngram_range"].endswith("(default: 1 3)") and helps["validation_fraction"].endswith("(default: 0.1)")
+    assert helps["seed"].endswith("(default: 42)") and helps["keyword_backend"].endswith("(default: auto)")
+    assert "(default:" not in helps["input"] and "(default:" not in helps["max_tokens"]  # required; None

@@ -268,3 +268,23 @@ def test_cyrillic_in_cp1251_is_named_as_such_not_cp1252(tmp_path):
     assert read_text(path, "cp1251").startswith("Тихая река ждёт Ёжика")
     with pytest.raises(UserError, match=r"iconv -f cp1251 -t utf-8 ru\.txt"):
         read_text(path)
+
+
+def test_csv_lines_end_where_stringio_ends_them(tmp_path):
+    """iter_csv hands the csv module the lines io.StringIO(text, newline="") would, without StringIO's copy of
+    the file (4 bytes a character): a line ends at \\n, \\r\\n or a lone \\r, never at U+2028 or U+0085."""
+    import io
+
+    from domainlm.tables import _lines, iter_csv
+
+    text = "a\rb\r\nc\nd\u2028e\x85f\r"
+    assert list(_lines(text)) == ["a\r", "b\r\n", "c\n", "d\u2028e\x85f\r"] == list(io.StringIO(text, newline=""))
+    assert list(_lines("x")) == ["x"] and list(_lines("")) == []
+    path = tmp_path / "t.csv"
+    path.write_bytes('title,text\rA,"one\r\ntwo"\r\nB,x\u2028y\n'.encode())
+    header, rows = iter_csv(path)
+    assert header == ["title", "text"]
+    assert list(rows) == [(2, {"title": "A", "text": "one\r\ntwo"}), (4, {"title": "B", "text": "x\u2028y"})]
+    path.write_bytes(b" \r\n\t\n")
+    with pytest.raises(UserError, match=r"t\.csv is empty: expected a CSV with a header row"):
+        iter_csv(path)
