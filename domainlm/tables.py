@@ -546,7 +546,9 @@ def read_table(
         rows = [{**row, "_line": line} for line, row in it]
     elif suffix == ".jsonl":
         rows = []
-        for i, line in enumerate(read_text(path, encoding, encoding_flag).splitlines(), start=1):
+        # lines end at \n alone: splitlines() would also cut at U+2028 and the like, which a JSON string may
+        # hold as they are (json.dumps(..., ensure_ascii=False) writes them)
+        for i, line in enumerate(read_text(path, encoding, encoding_flag).split("\n"), start=1):
             if not line.strip():
                 continue
             try:

@@ -51,12 +51,12 @@ def test_forked_rng_leaves_every_generator_where_it_was():
 def test_resumed_run_keeps_only_the_samples_up_to_its_checkpoint(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    lines = [{"step": s, "text": str(s)} for s in (2, 4, 6)]
-    (out / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines) + "not json\n")
+    lines = [{"step": s, "text": f"{s}\u2028{s}"} for s in (2, 4, 6)]  # a line separator, as samples may hold
+    (out / "samples.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in lines) + "not json\n")
     callback = SampleCallback([SamplePrompt("x")], tokenizer=None, every=2)
     args = TrainingArguments(output_dir=str(out), report_to="none")
     callback.on_train_begin(args, TrainerState(global_step=4), TrainerControl())
-    assert [json.loads(x)["step"] for x in (out / "samples.jsonl").read_text().splitlines()] == [2, 4]
+    assert [json.loads(x) for x in (out / "samples.jsonl").read_text().split("\n")[:-1]] == lines[:2]
     callback.on_train_begin(args, TrainerState(global_step=0), TrainerControl())  # a new run: none
     assert (out / "samples.jsonl").read_text() == ""
 

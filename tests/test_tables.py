@@ -288,3 +288,16 @@ def test_csv_lines_end_where_stringio_ends_them(tmp_path):
     path.write_bytes(b" \r\n\t\n")
     with pytest.raises(UserError, match=r"t\.csv is empty: expected a CSV with a header row"):
         iter_csv(path)
+
+
+def test_jsonl_lines_end_at_newlines_only(tmp_path):
+    """json.dumps(..., ensure_ascii=False) writes U+2028 and U+0085 as they are; splitlines() cut the row there."""
+    from domainlm.tables import write_jsonl
+
+    rows = [{"text": "one\u2028two\u0085three\x1cfour"}, {"text": "five"}]
+    path = tmp_path / "t.jsonl"
+    write_jsonl(path, rows)
+    assert path.read_text(encoding="utf-8").count("\n") == 2 and "\u2028" in path.read_text(encoding="utf-8")
+    assert read_table(path) == [{**rows[0], "_line": 1}, {**rows[1], "_line": 2}]
+    path.write_text('{"text": "a"}\r\n\r\n{"text": "b"}\r\n', encoding="utf-8")  # saved on Windows
+    assert read_table(path) == [{"text": "a", "_line": 1}, {"text": "b", "_line": 3}]
