@@ -461,7 +461,7 @@ def read_documents(path_str: str, column: str, encoding: str = "utf-8") -> list[
 
 def _read_text_document(path: Path, encoding: str) -> str:
     text = read_text(path, encoding, ENCODING_FLAG)
-    if not text.strip():
+    if not text or text.isspace():  # text.strip() would copy the whole file
         raise UserError(f"{path} is empty: give it some text, or leave it out of the inputs")
     return text
 
