@@ -30,16 +30,15 @@ def hub_offline() -> bool:
 
 
 @functools.cache
-def hub_unreachable(endpoint: str | None = None) -> str | None:
-    """None when the hub answers one request (any HTTP status will do); else why it did not, in one line."""
+def hub_unreachable(endpoint: str) -> str | None:
+    """None when ``endpoint`` answers one request (any HTTP status will do); else why it did not, in one line."""
     from huggingface_hub import constants
     from huggingface_hub.utils import get_session
 
-    url = endpoint or constants.ENDPOINT
     try:
-        get_session().head(url, timeout=constants.HF_HUB_ETAG_TIMEOUT)
+        get_session().head(endpoint, timeout=constants.HF_HUB_ETAG_TIMEOUT)
     except Exception as err:  # no name resolution, refused, timed out, a proxy or TLS failure: the transport's
-        return f"{url}: {first_line(err, 120) or type(err).__name__}"
+        return f"{endpoint}: {first_line(err, 120)}"
     return None
 
 

@@ -351,12 +351,10 @@ def _length_counter(args: PrepareArguments) -> Callable[[Iterable[str]], list[in
 
         tok = load_by_name(
             lambda local: AutoTokenizer.from_pretrained(args.tokenizer, local_files_only=local),
-            *(
-                args.tokenizer,
-                "--tokenizer",
-                "tokenizer",
-                "give a local tokenizer folder (create_tokenizer.py makes one)",
-            ),
+            args.tokenizer,
+            "--tokenizer",
+            "tokenizer",
+            "give a local tokenizer folder (create_tokenizer.py makes one)",
         )
 
     def count(rows: Iterable[str]) -> list[int]:

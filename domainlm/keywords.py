@@ -287,13 +287,12 @@ def load_sentence_model(name: str | None = None, device: str | None = None) -> A
             f"run `{INSTALL_HINT}`, or pass --keyword_backend tfidf"
         )
     from sentence_transformers import SentenceTransformer
-    from transformers.utils import logging as hf_logging
 
+    from domainlm.generation import loading_bars
     from domainlm.tokenizer import looks_like_path
 
     path = str(default_model_path()) if name is None else name
     local = name is None or Path(name).is_dir() or looks_like_path(name)  # a path: never sent to the hub
-    hf_logging.disable_progress_bar()  # a "Loading weights" bar per run is noise in launch.sh's log
 
     def load(local_files_only: bool) -> Any:
         return SentenceTransformer(
@@ -302,17 +301,16 @@ def load_sentence_model(name: str | None = None, device: str | None = None) -> A
 
     hint = "give a local model folder, or leave --keyword_model out for the bundled all-MiniLM-L6-v2"
     try:
-        if not local:  # a hub name: domainlm.hub decides between the hub and the local cache
-            from domainlm.hub import load_by_name
+        with loading_bars(False):  # a "Loading weights" bar per run is noise in launch.sh's log
+            if not local:  # a hub name: domainlm.hub decides between the hub and the local cache
+                from domainlm.hub import load_by_name
 
-            return load_by_name(load, path, "--keyword_model", "sentence-transformers model", hint)
-        return load(True)
+                return load_by_name(load, path, "--keyword_model", "sentence-transformers model", hint)
+            return load(True)
     except (OSError, ValueError) as err:
         raise UserError(
             f"--keyword_model {name}: cannot load it as a sentence-transformers model ({first_line(err)}); {hint}"
         ) from None
-    finally:
-        hf_logging.enable_progress_bar()
 
 
 def encode(model: Any, texts: Sequence[str], max_tokens: int | None = None, batch_size: int = 256) -> Any:

@@ -57,7 +57,10 @@ def _hub_load(loader: Any, name: str, flag: str, what: str, **kwargs: Any) -> An
         raise UserError(f"{flag} {name}: no such folder")
     return load_by_name(
         lambda local: loader.from_pretrained(name, local_files_only=local, **kwargs),
-        *(name, flag, what, "pass a local folder that holds it"),
+        name,
+        flag,
+        what,
+        "pass a local folder that holds it",
     )
 
 

@@ -39,9 +39,9 @@ def setup_logging(training_args: TrainingArguments) -> None:
     for handler in list(hub_logger.handlers):
         hub_logger.removeHandler(handler)
     transformers.utils.logging.set_verbosity(level)
-    accelerate_logger = logging.getLogger("accelerate.accelerator")
-    if not any(isinstance(f, _TrainerOwnsAccumulation) for f in accelerate_logger.filters):
-        accelerate_logger.addFilter(_TrainerOwnsAccumulation())
+    from domainlm.trainer import install_filter
+
+    install_filter("accelerate.accelerator", _TrainerOwnsAccumulation)
 
 
 class _TrainerOwnsAccumulation(logging.Filter):

@@ -130,7 +130,7 @@ class DomainTrainer(Trainer):
     ) -> tuple[int, int]:
         """The Trainer's, for a checkpoint at or past this run's last step: the Trainer would take one step
         more (checkpoint-N+1 of a run of N steps) and save those weights as this run's model."""
-        _install_filter("transformers.trainer_utils", _IntervalsApplyFilter)
+        install_filter("transformers.trainer_utils", _IntervalsApplyFilter)
         out = super()._init_training_state(max_steps, steps_per_epoch, epochs, resume_from_checkpoint, trial)
         if resume_from_checkpoint is not None:
             self._steps_of_this_run(resume_from_checkpoint, max_steps)
@@ -326,7 +326,8 @@ class _IntervalsApplyFilter(logging.Filter):
         return True
 
 
-def _install_filter(logger_name: str, kind: type[logging.Filter]) -> None:
+def install_filter(logger_name: str, kind: type[logging.Filter]) -> None:
+    """A ``kind`` filter on the logger ``logger_name``, once however often this is called."""
     target = logging.getLogger(logger_name)
     if not any(isinstance(f, kind) for f in target.filters):
         target.addFilter(kind())
