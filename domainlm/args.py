@@ -49,6 +49,28 @@ class ModelArguments:
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where hub downloads are stored."})
     model_revision: str = field(default="main", metadata={"help": "Hub branch, tag or commit."})
+    token: str | None = field(
+        default=None,
+        metadata={
+            "help": "A model hub token, for private or gated models; without it, HF_TOKEN or the token saved by "
+            "`hf auth login` is used."
+        },
+    )
+    trust_remote_code: bool = field(
+        default=False,
+        metadata={"help": "Run the model's own code from the hub, for architectures transformers lacks."},
+    )
+    torch_dtype: Literal["auto", "bfloat16", "float16", "float32"] | None = field(
+        default=None,
+        metadata={
+            "aliases": ["--dtype"],
+            "help": "The dtype the weights are loaded in. Default float32, whatever the checkpoint holds (a model "
+            "saved by a --bf16 run holds bfloat16): the weights --fp16 and --bf16 keep while they compute in 16 "
+            "bits. auto: the checkpoint's dtype. bfloat16: pure bfloat16 training, half the memory of the weights, "
+            "gradients and optimizer state, but updates smaller than bfloat16's precision are lost. float16: "
+            "under --deepspeed only (its fp16 mode keeps float32 copies).",
+        },
+    )
     # Memory and speed (domainlm/modeling.py); --gradient_checkpointing and --torch_compile are TrainingArguments
     attn_implementation: Literal["eager", "sdpa", "flash_attention_2"] | None = field(
         default=None,
@@ -235,6 +257,9 @@ LEGACY_FLAGS: dict[str, str | None] = {
     "fp16_opt_level": None,  # apex settings: fp16 runs with PyTorch AMP, or DeepSpeed's own
     "fp16_backend": None,
     "half_precision_backend": None,
+    "use_auth_token": None,  # a token as its value: --token; true: the saved login token, used anyway in 5.x
+    "low_cpu_mem_usage": None,  # transformers 5 always loads weights this way
+    "use_fast_tokenizer": None,  # transformers 5 has fast tokenizers only
 }
 
 
@@ -254,6 +279,9 @@ def legacy_help() -> str:
         "fp16_opt_level": "ignored: fp16 uses PyTorch AMP or DeepSpeed",
         "fp16_backend": "ignored, as --fp16_opt_level",
         "half_precision_backend": "ignored, as --fp16_opt_level",
+        "use_auth_token": "--token with a token as its value; with true, the saved login token, used anyway",
+        "low_cpu_mem_usage": "accepted; transformers 5 always loads weights so",
+        "use_fast_tokenizer": "accepted; transformers 5 has fast tokenizers only",
     }
     items = [f"--{old} (--{new})" if new else f"--{old} ({meaning[old]})" for old, new in LEGACY_FLAGS.items()]
     items += [f"--{old} (--{new} {value})" for old, (new, value) in LEGACY_SWITCHES.items()]
@@ -292,6 +320,17 @@ def _handle_dropped(name: str, value: Any) -> None:
         logger.info("--logging_dir %s: TensorBoard logs go there", value)
     elif name == "save_safetensors" and str(value).lower() in ("false", "0", "no"):
         logger.warning("--save_safetensors false is ignored: weights are always saved as safetensors")
+    elif name == "use_fast_tokenizer" and not _is_true(value):
+        logger.warning("--use_fast_tokenizer false is ignored: transformers 5 has fast tokenizers only")
+    elif name == "use_auth_token" and _is_true(value):
+        logger.info("--use_auth_token: the token saved by `hf auth login` (or HF_TOKEN) is used without it")
+
+
+def _auth_token(name: str, value: Any) -> str | None:
+    """The token that ``--use_auth_token TOKEN`` (4.x took a token as well as true/false) gives, else None."""
+    if name != "use_auth_token" or not isinstance(value, str):
+        return None
+    return None if value.lower() in TRUE_WORDS + FALSE_WORDS else value
 
 
 def warmup_from_ratio(ratio: Any, warmup_steps: Any) -> float | None:
@@ -362,6 +401,10 @@ def translate_legacy_argv(argv: list[str]) -> list[str]:
         if new is None:
             if name == "warmup_ratio":
                 ratio = value if eq else ""
+            token = _auth_token(name, value if eq else True)
+            if token:
+                out.append(f"--token={token}")
+                continue
             _handle_dropped(name, value if eq else True)
             continue
         logger.info("--%s is the 4.x name of --%s", name, new)
@@ -384,6 +427,9 @@ def translate_legacy_dict(options: dict[str, Any]) -> dict[str, Any]:
         elif key in LEGACY_FLAGS:
             new = LEGACY_FLAGS[key]
             if new is None:
+                if _auth_token(key, value):
+                    out["token"] = value
+                    continue
                 _handle_dropped(key, value)
                 continue
             key = new
@@ -570,6 +616,13 @@ def parse_args(
     if run_args.eval_before_training and not training_args.do_eval:  # before the model and the data load
         raise UserError("--eval_before_training needs --do_eval (and a validation split)")
     training_args = without_gpu(resolve_precision(training_args))
+    if model_args.torch_dtype not in (None, "auto"):  # auto: once the checkpoint's dtype is known
+        import torch
+
+        from domainlm.modeling import check_training_dtype
+
+        dtype = getattr(torch, model_args.torch_dtype)
+        check_training_dtype(dtype, training_args, f"--torch_dtype {model_args.torch_dtype}")
     if training_args.deepspeed:
         from domainlm.distributed import align_world_size, check_deepspeed_config
 

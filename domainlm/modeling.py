@@ -86,6 +86,54 @@ def _local_load(
         ) from None
 
 
+def hub_kwargs(model_args: ModelArguments) -> dict[str, Any]:
+    """What every ``from_pretrained`` of the run takes: where hub downloads go, which revision, the token
+    and whether the model's own code may run."""
+    kwargs: dict[str, Any] = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
+    if model_args.token:
+        kwargs["token"] = model_args.token
+    if model_args.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    return kwargs
+
+
+def weight_dtype(model_args: ModelArguments) -> Any:
+    """The dtype of ``--torch_dtype`` (``"auto"`` as it is); float32 when it is not given.
+
+    transformers 5 loads a checkpoint in its own dtype by default: a model saved by a ``--bf16`` run would
+    then train in pure bfloat16 when fine-tuned again, without float32 weights under the 16-bit compute.
+    """
+    import torch
+
+    name = model_args.torch_dtype or "float32"
+    return name if name == "auto" else getattr(torch, name)
+
+
+def check_training_dtype(dtype: Any, training_args: TrainingArguments, origin: str) -> None:
+    """Refuse weights that training without DeepSpeed cannot update well; warn for pure bfloat16.
+
+    ``origin`` names where the dtype comes from (``--torch_dtype float16``). DeepSpeed casts the weights to
+    its config's precision and keeps float32 copies, so under ``--deepspeed`` any dtype will do.
+    """
+    import torch
+
+    if not training_args.do_train or training_args.deepspeed or dtype == torch.float32:
+        return
+    if dtype == torch.float16:
+        raise UserError(
+            f"{origin}: float16 weights trained without float32 copies lose small updates and overflow; "
+            "leave --torch_dtype out (float32 weights) and pass --fp16 for 16-bit compute, or train under --deepspeed"
+        )
+    if dtype == torch.bfloat16 and training_args.fp16:
+        raise UserError(f"{origin} with --fp16: bfloat16 weights compute in bfloat16; pass --bf16 instead of --fp16")
+    if dtype == torch.bfloat16:
+        logger.warning(
+            "%s: pure bfloat16 training; updates smaller than bfloat16's precision (1/256 of a weight) are lost. "
+            "For float32 weights under bfloat16 compute, leave --torch_dtype out and pass --bf16",
+            origin,
+        )
+
+
 def context_length(config: PretrainedConfig) -> int:
     for key in ("n_positions", "max_position_embeddings", "n_ctx"):
         value = getattr(config, key, None)
@@ -101,7 +149,7 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
     flag = "--tokenizer_name" if model_args.tokenizer_name else "--model_name_or_path"
     if not name:
         raise UserError("training from scratch needs --tokenizer_name DIR (create_tokenizer.py makes one)")
-    kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
+    kwargs = hub_kwargs(model_args)
     if Path(name).exists():
         hint = "make one with create_tokenizer.py or pass --tokenizer_name"
         check_pretrained_name(name, flag, "tokenizer", TOKENIZER_FILES, hint)
@@ -118,7 +166,7 @@ def load_tokenizer(model_args: ModelArguments) -> PreTrainedTokenizerBase:
 def load_config(model_args: ModelArguments) -> PretrainedConfig:
     from transformers import AutoConfig
 
-    kwargs = {"cache_dir": model_args.cache_dir, "revision": model_args.model_revision}
+    kwargs = hub_kwargs(model_args)
     name = model_args.config_name or model_args.model_name_or_path
     if name:
         flag = "--config_name" if model_args.config_name else "--model_name_or_path"
@@ -244,10 +292,13 @@ def load_model(
         if warning:
             logger.warning(warning)
     name = model_args.model_name_or_path
+    dtype = weight_dtype(model_args)
+    if dtype != "auto" or name:  # auto from scratch: float32, the default
+        kwargs["dtype"] = dtype
     try:
         if name:
             path = Path(name)
-            kwargs.update(config=config, cache_dir=model_args.cache_dir, revision=model_args.model_revision)
+            kwargs.update(config=config, **hub_kwargs(model_args))
             if path.exists():
                 if not any((path / f).is_file() for f in WEIGHT_FILES):
                     raise UserError(
@@ -268,6 +319,8 @@ def load_model(
         if "attn_implementation" not in kwargs or "attention" not in str(err).lower():
             raise
         raise UserError(f"--attn_implementation {model_args.attn_implementation}: {first_line(err)}") from None
+    if dtype == "auto" and training_args is not None:  # the checkpoint decided: said now that it is known
+        check_training_dtype(model.dtype, training_args, f"--torch_dtype auto ({name} holds {model.dtype})")
     match_tokenizer(model, tokenizer, model_args.pad_vocab_to_multiple_of)
     name_causal_lm_loss(model)
     return model

@@ -1,5 +1,6 @@
 import json
 import os
+from types import SimpleNamespace
 
 import pytest
 
@@ -241,3 +242,47 @@ def test_warmup_ratio_of_4x_is_warmup_steps_below_one(tmp_path):
     )
     assert training.warmup_steps == 0.1 and training.get_warmup_steps(50) == 5
     assert training.optim == "adafactor"
+
+
+def test_upstream_loading_flags_of_4x_are_accepted(caplog):
+    """Upstream run_clm's --use_auth_token (true, or a token), --low_cpu_mem_usage and --use_fast_tokenizer:
+    a token becomes --token, the rest are what transformers 5 does anyway (a false fast tokenizer warns)."""
+    argv = ["--use_auth_token", "--low_cpu_mem_usage", "true", "--use_fast_tokenizer", "false",
+            "--use_auth_token", "hf_abc", "--use_auth_token=hf_def", "--do_train"]  # fmt: skip
+    with caplog.at_level("INFO", logger="domainlm.args"):
+        assert translate_legacy_argv(argv) == ["--token=hf_abc", "--token=hf_def", "--do_train"]
+    assert "--use_fast_tokenizer false is ignored: transformers 5 has fast tokenizers only" in caplog.text
+    assert translate_legacy_dict({"use_auth_token": "hf_x", "low_cpu_mem_usage": True, "use_fast_tokenizer": True}) == {
+        "token": "hf_x"
+    }
+    assert translate_legacy_dict({"use_auth_token": True}) == {}
+
+
+def test_torch_dtype_parses_under_both_names(tmp_path):
+    for flag in ("--torch_dtype", "--dtype"):
+        model, *_ = parse_args([*BASE, "--output_dir", str(tmp_path), flag, "bfloat16", "--token", "hf_t"])
+        assert (model.torch_dtype, model.token) == ("bfloat16", "hf_t")
+    with pytest.raises(UserError, match=r"^--torch_dtype float16: float16 weights trained without float32 copies"):
+        parse_args([*BASE, "--output_dir", str(tmp_path), "--torch_dtype", "float16"])
+    model, *_ = parse_args(["--model_name_or_path", "m", "--validation_file", "v.csv", "--do_eval",
+                            "--output_dir", str(tmp_path / "eval"), "--torch_dtype", "float16"])  # fmt: skip
+    assert model.torch_dtype == "float16"  # evaluation alone: any dtype
+
+
+def test_training_dtypes_that_cannot_work_are_refused(caplog):
+    import torch
+
+    from domainlm.modeling import check_training_dtype
+
+    def args(**kw):
+        return SimpleNamespace(**{"do_train": True, "deepspeed": None, "fp16": False, **kw})
+
+    with pytest.raises(UserError, match=r"^--torch_dtype bfloat16 with --fp16: .* pass --bf16 instead of --fp16$"):
+        check_training_dtype(torch.bfloat16, args(fp16=True), "--torch_dtype bfloat16")
+    with pytest.raises(UserError, match=r"^--torch_dtype auto \(m holds torch.float16\): float16 weights"):
+        check_training_dtype(torch.float16, args(), "--torch_dtype auto (m holds torch.float16)")
+    check_training_dtype(torch.float16, args(deepspeed="ds_config.json"), "x")  # DeepSpeed keeps float32 copies
+    check_training_dtype(torch.float16, args(do_train=False), "x")
+    with caplog.at_level("WARNING", logger="domainlm.modeling"):
+        check_training_dtype(torch.bfloat16, args(), "--torch_dtype bfloat16")
+    assert "--torch_dtype bfloat16: pure bfloat16 training" in caplog.text

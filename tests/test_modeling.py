@@ -344,3 +344,91 @@ def test_a_new_model_logs_its_full_size_when_its_parameters_are_partitioned(tiny
     n = sum(p.ds_numel for p in model.parameters())
     assert n == 4 * sum(p.numel() for p in model.parameters()) > 10_000
     assert f"new gpt2 model from a config: {n / 1e6:.2f}M parameters" in caplog.text
+
+
+# --torch_dtype, --token, --trust_remote_code
+
+
+@pytest.fixture(scope="module")
+def bf16_model_dir(tmp_path_factory, tiny_model_dir):
+    """The tiny GPT-2 saved in bfloat16, as a --bf16 run under DeepSpeed saves its model."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("tiny-bf16")
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.bfloat16).save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(out)
+    return out
+
+
+def test_weights_load_in_float32_unless_torch_dtype_says_otherwise(bf16_model_dir, tiny_model_dir):
+    from safetensors.torch import load_file
+
+    saved = load_file(bf16_model_dir / "model.safetensors")["transformer.wte.weight"]
+    model, _ = load(bf16_model_dir)
+    assert model.dtype == torch.float32  # transformers 5 alone would give bfloat16 (its default is auto)
+    assert torch.equal(model.transformer.wte.weight[: len(saved)], saved.float())
+    assert load(bf16_model_dir, torch_dtype="auto")[0].dtype == torch.bfloat16
+    assert load(tiny_model_dir, torch_dtype="bfloat16")[0].dtype == torch.bfloat16
+    scratch = ModelArguments(model_type="gpt2", config_overrides="n_layer=1,n_embd=16,n_head=2", torch_dtype="auto")
+    assert load_model(scratch, load_tokenizer(ModelArguments(model_name_or_path=str(tiny_model_dir)))).dtype == (
+        torch.float32
+    )
+
+
+def train_one_step(tmp_path, folder, *flags):
+    """One optimizer step at a rate far below bfloat16's precision; the saved weights and the start's."""
+    from safetensors.torch import load_file
+
+    write_text_csv(tmp_path / "train.csv", [{"text": ROW}] * 4)
+    out = tmp_path / "out"
+    main(["--model_name_or_path", str(folder), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+          "--max_steps", "1", "--learning_rate", "1e-6", "--warmup_steps", "0", "--per_device_train_batch_size", "4",
+          "--output_dir", str(out), "--report_to", "none", "--save_strategy", "no", "--disable_tqdm", "true", *flags])  # fmt: skip
+    return load_file(out / "model.safetensors"), load_file(folder / "model.safetensors")
+
+
+def test_a_bf16_checkpoint_fine_tuned_again_keeps_its_small_updates(tmp_path, bf16_model_dir, caplog):
+    """Started from bfloat16 weights, a step of 1e-6 moves float32 weights; pure bfloat16 (--torch_dtype
+    bfloat16, or auto here) rounds nearly all of it away, and the log says so."""
+    name = "transformer.h.0.mlp.c_fc.weight"
+    trained, start = train_one_step(tmp_path / "fp32", bf16_model_dir)
+    assert trained[name].dtype == torch.float32
+    assert (trained[name] != start[name].float()).float().mean() > 0.9
+    with caplog.at_level("WARNING", logger="domainlm.modeling"):
+        trained, start = train_one_step(tmp_path / "bf16", bf16_model_dir, "--torch_dtype", "bfloat16")
+    assert trained[name].dtype == torch.bfloat16
+    assert (trained[name] != start[name]).float().mean() < 0.05
+    assert "--torch_dtype bfloat16: pure bfloat16 training" in caplog.text
+
+
+def test_a_float16_checkpoint_with_torch_dtype_auto_is_refused_before_training(tmp_path, tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    folder = tmp_path / "fp16"
+    AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float16).save_pretrained(folder)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(folder)
+    with pytest.raises(UserError, match=rf"^--torch_dtype auto \({folder} holds torch.float16\): float16 weights"):
+        train_one_step(tmp_path, folder, "--torch_dtype", "auto")
+    assert not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_hub_loads_take_the_token_and_remote_code_flags(monkeypatch, tiny_model_dir):
+    from transformers import AutoConfig
+
+    seen = []
+    config = AutoConfig.from_pretrained(tiny_model_dir)
+    monkeypatch.setattr(AutoConfig, "from_pretrained", lambda name, **kw: seen.append((name, kw)) or config)
+    args = ModelArguments(model_name_or_path="org/private-gpt2", token="hf_t", trust_remote_code=True)
+    assert load_config(args) is config
+    assert seen == [
+        (
+            "org/private-gpt2",
+            {
+                "local_files_only": False,
+                "cache_dir": None,
+                "revision": "main",
+                "token": "hf_t",
+                "trust_remote_code": True,
+            },
+        )
+    ]
