@@ -168,7 +168,10 @@ def card_facts(
     data_stats: dict[str, dict[str, Any]],
     steps: int | None = None,
     job_records: bool | None = None,
+    name: str | None = None,
 ) -> CardFacts:
+    """What the model card says. ``name`` is what ``pipeline`` loads it by (the hub repository of
+    ``--push_to_hub``); the folder's name by default."""
     from domainlm.guards import zero_stage
 
     files = {"train": data_args.train_file, "validation": data_args.validation_file or data_args.train_file}
@@ -211,7 +214,7 @@ def card_facts(
         if model_args.config_overrides:
             from_scratch += f" with {model_args.config_overrides}"
     return CardFacts(
-        name=Path(output_dir).name,
+        name=name or Path(output_dir).name,
         architecture=_architecture(model),
         base_model=model_args.model_name_or_path,
         from_scratch=from_scratch,

@@ -233,6 +233,9 @@ def run(
     set_seed(training_args.seed)
     distributed.unlink_shm_buffer_once_mapped()
     resume = resolve_resume(run_args, training_args) if training_args.do_train else None  # before any work
+    from domainlm.publish import prepare_push, push_folder
+
+    push = prepare_push(training_args, model_args.token)  # the hub repository made now, not after training
     if training_args.deepspeed and training_args.do_eval and not training_args.do_train:
         from domainlm.guards import zero_stage
 
@@ -351,6 +354,7 @@ def run(
                 data_stats,
                 trainer.state.global_step,
                 job_records=job_records,
+                name=push.repo_id if push else None,
             )
             write_model_card(out, facts)
 
@@ -381,6 +385,8 @@ def run(
     write_results()
     if trainer.is_world_process_zero():
         logger.info("results: %s", {k: round(v, 4) if isinstance(v, float) else v for k, v in results.items()})
+    if push is not None:
+        push_folder(push, out)  # the whole folder, model card and results included, in one commit
     return results
 
 
