@@ -154,7 +154,12 @@ def _warmup(args: TrainingArguments, steps: int | None) -> str:
     return f"{n} warm-up step{'' if n == 1 else 's'}"
 
 
-def _precision(args: TrainingArguments) -> str:
+def _precision(args: TrainingArguments, model: Any) -> str:
+    """The 16-bit compute of --bf16/--fp16; weights trained in 16 bits (--torch_dtype, without DeepSpeed,
+    which keeps float32 copies of its 16-bit weights) say so."""
+    weights = str(getattr(model, "dtype", "")).replace("torch.", "")
+    if weights in ("bfloat16", "float16") and not args.deepspeed:
+        return f"pure {weights} (the weights themselves, no float32 copies)"
     return "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
 
 
@@ -189,7 +194,7 @@ def card_facts(
         "effective batch": args.per_device_train_batch_size * args.gradient_accumulation_steps * world,
         "weight decay": args.weight_decay,
         "max grad norm": args.max_grad_norm,
-        "precision": _precision(args),
+        "precision": _precision(args, model),
         "DeepSpeed": f"ZeRO stage {zero_stage(args)}" if args.deepspeed else "no",
         "seed": args.seed,
     }

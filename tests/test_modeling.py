@@ -399,6 +399,9 @@ def test_a_bf16_checkpoint_fine_tuned_again_keeps_its_small_updates(tmp_path, bf
     assert trained[name].dtype == torch.bfloat16
     assert (trained[name] != start[name]).float().mean() < 0.05
     assert "--torch_dtype bfloat16: pure bfloat16 training" in caplog.text
+    card = (tmp_path / "bf16" / "out" / "README.md").read_text()
+    assert "| precision | pure bfloat16 (the weights themselves, no float32 copies) |" in card
+    assert "| precision | fp32 |" in (tmp_path / "fp32" / "out" / "README.md").read_text()
 
 
 def test_a_float16_checkpoint_with_torch_dtype_auto_is_refused_before_training(tmp_path, tiny_model_dir):
