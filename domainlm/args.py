@@ -527,13 +527,38 @@ def prepare_deepspeed(config: Any) -> None:
 
 def describe_report_to(parser: Any) -> None:
     """``--help`` shows run_clm.py's default for ``--report_to`` (TensorBoard, set by
-    ``domainlm.train.default_report_to``), not transformers 5's ``none``."""
+    ``domainlm.train.default_report_to``), not transformers 5's ``none``; and the flag takes several
+    values, as in 4.x (``--report_to tensorboard wandb``), where 5.x's parser takes one."""
     for action in parser._actions:
         if "--report_to" in action.option_strings:
             action.default = "tensorboard"
+            action.nargs = "+"
             action.help = (
                 "Where training logs go: tensorboard (output_dir/runs, or --logging_dir), none, all (every "
-                "installed integration), or a list."
+                "installed integration), or several, such as tensorboard wandb."
+            )
+
+
+def check_report_to(report_to: Any) -> None:
+    """Every integration ``--report_to`` names exists and is installed; else one line, before any work
+    (the Trainer raises when it is built, after the model and data have loaded)."""
+    from transformers.integrations import get_available_reporting_integrations
+    from transformers.integrations.integration_utils import INTEGRATION_TO_CALLBACK
+
+    names = [report_to] if isinstance(report_to, str) else list(report_to or [])
+    installed = get_available_reporting_integrations()
+    for name in names:
+        if name in ("all", "none"):
+            continue
+        if name not in INTEGRATION_TO_CALLBACK:
+            raise UserError(
+                f"--report_to {name}: no such integration; use tensorboard (the default), none, all, or one of "
+                f"{', '.join(sorted(INTEGRATION_TO_CALLBACK))}"
+            )
+        if name not in installed and name not in ("azure_ml", "flyte"):  # which transformers' list leaves out
+            raise UserError(
+                f"--report_to {name}: its package is not installed; install it (pip install {name.replace('_', '-')}), "
+                f"or use {' or '.join([*installed, 'none'])}"
             )
 
 
@@ -600,6 +625,7 @@ def parse_args(
     check_output_dir(training_args.output_dir)
     if not (training_args.do_train or training_args.do_eval):
         raise UserError("nothing to do: pass --do_train and/or --do_eval")
+    check_report_to(training_args.report_to)
     if training_args.do_train and not data_args.train_file:
         raise UserError("--do_train needs --train_file")
     if training_args.do_train and training_args.max_steps == 0:  # the Trainer would take one step, then stop

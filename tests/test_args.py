@@ -122,7 +122,7 @@ def test_help_shows_the_scripts_own_defaults(capsys):
     with pytest.raises(SystemExit):
         parse_args(["--help"])
     printed = " ".join(capsys.readouterr().out.split())
-    report_to = printed[printed.index("--report_to REPORT_TO, --report-to REPORT_TO") :][:400]
+    report_to = printed[printed.index("--report_to REPORT_TO [REPORT_TO ...], --report-to") :][:400]
     assert "(default: tensorboard)" in report_to and "(default: none)" not in report_to
     assert "D times slower" not in printed and "each block below at D times the rate of the one above" in printed
 
@@ -286,3 +286,38 @@ def test_training_dtypes_that_cannot_work_are_refused(caplog):
     with caplog.at_level("WARNING", logger="domainlm.modeling"):
         check_training_dtype(torch.bfloat16, args(), "--torch_dtype bfloat16")
     assert "--torch_dtype bfloat16: pure bfloat16 training" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "wandb",
+            "--report_to wandb: its package is not installed; install it (pip install wandb), or use "
+            "tensorboard or none",
+        ),
+        (
+            "comet_ml",
+            "--report_to comet_ml: its package is not installed; install it (pip install comet-ml), or use "
+            "tensorboard or none",
+        ),
+        (
+            "tensorbord",
+            "--report_to tensorbord: no such integration; use tensorboard (the default), none, all, or one "
+            "of azure_ml, clearml, codecarbon, comet_ml",
+        ),
+    ],
+)
+def test_report_to_an_integration_that_cannot_run_is_one_line_before_any_work(tmp_path, monkeypatch, value, message):
+    """The Trainer would raise when it is built, with a traceback, after the model and the data loaded."""
+    import transformers.integrations
+
+    monkeypatch.setattr(transformers.integrations, "get_available_reporting_integrations", lambda: ["tensorboard"])
+    with pytest.raises(UserError) as err:
+        parse_args([*BASE, "--output_dir", str(tmp_path), "--report_to", "tensorboard", value])
+    assert str(err.value).startswith(message)
+    monkeypatch.setattr(
+        transformers.integrations, "get_available_reporting_integrations", lambda: ["tensorboard", "wandb"]
+    )
+    *_, training = parse_args([*BASE, "--output_dir", str(tmp_path), "--report_to", "tensorboard", "wandb"])
+    assert training.report_to == ["tensorboard", "wandb"]  # several values, as in 4.x
