@@ -8,11 +8,13 @@ transformers 4.x era that guides still print (``--evaluation_strategy``, ``--ove
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -578,6 +580,43 @@ def check_evaluation_folder(model_args: ModelArguments, output_dir: str) -> None
     )
 
 
+@contextlib.contextmanager
+def values_checked_by_transformers() -> Iterator[None]:
+    """``TrainingArguments`` check some combinations themselves (``--fp16`` with ``--bf16``,
+    ``--load_best_model_at_end`` with strategies that differ, ``--logging_steps 0``) and raise a
+    ``ValueError``, some of several lines: one line instead of a traceback."""
+    try:
+        yield
+    except ValueError as err:
+        if "not used by the HfArgumentParser" in str(err):
+            raise  # unknown flags: said by the caller
+        raise UserError(" ".join(str(err).split())) from None
+
+
+# Values the Trainer takes without a check and fails on later, once the model and data have loaded (a
+# division by zero, a DataLoader's or the optimizer's ValueError): flag -> the least it may be.
+LEAST_VALUES: dict[str, float] = {
+    "per_device_train_batch_size": 1,
+    "per_device_eval_batch_size": 1,
+    "gradient_accumulation_steps": 1,
+    "eval_accumulation_steps": 1,
+    "learning_rate": 0,
+    "weight_decay": 0,
+    "dataloader_num_workers": 0,
+    "seed": 0,
+}
+
+
+def check_training_values(training_args: TrainingArguments) -> None:
+    for flag, least in LEAST_VALUES.items():
+        value = getattr(training_args, flag, None)
+        if value is not None and value < least:
+            what = "at least 1" if least == 1 else "0 or more"
+            raise UserError(f"--{flag} {value:g}: must be {what}")
+    if not training_args.seed < 2**32:
+        raise UserError(f"--seed {training_args.seed}: must be below 2**32 (4294967296)")
+
+
 def parse_args(
     argv: list[str] | None = None,
 ) -> tuple[ModelArguments, DataArguments, RunArguments, TrainingArguments]:
@@ -601,7 +640,7 @@ def parse_args(
             raise UserError(f"{argv[0]}: unknown options {unknown}; see python run_clm.py --help")
         if options.get("deepspeed"):
             prepare_deepspeed(options["deepspeed"])
-        with explain_port_in_use():
+        with explain_port_in_use(), values_checked_by_transformers():
             model_args, data_args, run_args, training_args = parser.parse_dict(options)
     else:
         try:
@@ -613,7 +652,7 @@ def parse_args(
             config = deepspeed_flag(argv)
             if config:
                 prepare_deepspeed(config)
-            with explain_port_in_use():
+            with explain_port_in_use(), values_checked_by_transformers():
                 model_args, data_args, run_args, training_args = parser.parse_args_into_dataclasses(args=argv)
         except ValueError as err:
             if "not used by the HfArgumentParser" in str(err):
@@ -626,6 +665,7 @@ def parse_args(
     if not (training_args.do_train or training_args.do_eval):
         raise UserError("nothing to do: pass --do_train and/or --do_eval")
     check_report_to(training_args.report_to)
+    check_training_values(training_args)
     if training_args.do_train and not data_args.train_file:
         raise UserError("--do_train needs --train_file")
     if training_args.do_train and training_args.max_steps == 0:  # the Trainer would take one step, then stop

@@ -321,3 +321,27 @@ def test_report_to_an_integration_that_cannot_run_is_one_line_before_any_work(tm
     )
     *_, training = parse_args([*BASE, "--output_dir", str(tmp_path), "--report_to", "tensorboard", "wandb"])
     assert training.report_to == ["tensorboard", "wandb"]  # several values, as in 4.x
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--gradient_accumulation_steps", "0"], "--gradient_accumulation_steps 0: must be at least 1"),
+        (["--per_device_train_batch_size", "0"], "--per_device_train_batch_size 0: must be at least 1"),
+        (["--learning_rate", "-0.1"], "--learning_rate -0.1: must be 0 or more"),
+        (["--seed", "-1"], "--seed -1: must be 0 or more"),
+        (["--seed", "4294967296"], "--seed 4294967296: must be below 2**32 (4294967296)"),
+        (["--logging_steps", "0"], "logging strategy IntervalStrategy.STEPS requires non-zero --logging_steps"),
+        (
+            ["--load_best_model_at_end"],
+            '--load_best_model_at_end requires the save and eval strategy to match, except when --save_strategy="best", '
+            "but found - Evaluation strategy: IntervalStrategy.NO - Save strategy: SaveStrategy.STEPS",
+        ),
+    ],
+)
+def test_values_the_trainer_would_fail_on_later_are_one_line(tmp_path, flags, message):
+    """Each of these was a traceback: a division by zero or a DataLoader's error once the model and the data
+    had loaded, or transformers' own check of several lines."""
+    with pytest.raises(UserError) as err:
+        parse_args([*BASE, "--output_dir", str(tmp_path), *flags])
+    assert str(err.value) == message
