@@ -15,6 +15,11 @@ From scratch, on CPU (what launch.sh does):
         --config_overrides n_layer=4,n_embd=256,n_head=4,n_positions=512 --tokenizer_name tokenizer \
         --train_file train.csv --validation_file validation.csv --do_train --do_eval --output_dir finetuned
 
+On a dataset, as upstream run_clm (a hub name, a local folder of data files, or a save_to_disk folder):
+
+    python run_clm.py --model_name_or_path gpt2 --dataset_name wikitext --dataset_config_name wikitext-2-raw-v1 \
+        --do_train --do_eval --output_dir finetuned
+
 Or all options in one JSON file: ``python run_clm.py options.json``. ``--help`` lists every flag, the
 accepted 4.x ones at its end.
 The output folder loads with ``pipeline('text-generation', model='finetuned')``.

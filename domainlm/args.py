@@ -143,9 +143,33 @@ class DataArguments:
 
     train_file: str | None = field(default=None, metadata={"help": "Training data: .csv, .json, .jsonl or .txt."})
     validation_file: str | None = field(default=None, metadata={"help": "Evaluation data, same formats."})
-    text_column: str = field(default="text", metadata={"help": "Column that holds the text (csv/json)."})
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": "Instead of --train_file: a dataset for datasets.load_dataset, as upstream run_clm (a hub name "
+            "such as wikitext, or a local folder of data files such as train.csv and validation.csv), or a folder "
+            "written by save_to_disk. Its train and validation splits are used."
+        },
+    )
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "The configuration of --dataset_name, such as wikitext-2-raw-v1."}
+    )
+    streaming: bool = field(
+        default=False,
+        metadata={
+            "help": "Not supported: splits are tokenised and packed whole. To train on part of a dataset, pass "
+            "--max_train_samples (and --max_eval_samples)."
+        },
+    )
+    text_column: str = field(
+        default="text", metadata={"help": "Column that holds the text (csv/json files, --dataset_name)."}
+    )
     validation_split_percentage: int = field(
-        default=5, metadata={"help": "Without --validation_file: the percentage of training rows held out."}
+        default=5,
+        metadata={
+            "help": "Without --validation_file (or a validation split of --dataset_name): the percentage of "
+            "training rows held out."
+        },
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Keep only this many training sequences."})
     max_eval_samples: int | None = field(default=None, metadata={"help": "Keep only this many evaluation sequences."})
@@ -181,6 +205,16 @@ class DataArguments:
     keep_linebreaks: bool = field(default=True, metadata={"help": ".txt files: keep line breaks in each line."})
 
     def __post_init__(self) -> None:
+        if self.streaming:
+            raise UserError(
+                "--streaming is not supported: run_clm.py tokenises and packs whole splits, so the dataset is "
+                "downloaded and read whole; to train on part of it, pass --max_train_samples N (and "
+                "--max_eval_samples N) instead"
+            )
+        if self.dataset_name:
+            self._check_dataset_name()
+        elif self.dataset_config_name:
+            raise UserError(f"--dataset_config_name {self.dataset_config_name} needs --dataset_name")
         for flag in ("train_file", "validation_file"):
             path = getattr(self, flag)
             if path is not None and Path(path).suffix.lower() not in TRAIN_SUFFIXES:
@@ -196,6 +230,23 @@ class DataArguments:
             raise UserError(
                 f"--block_size {self.block_size}: must be at least 1; leave it out for the model's context (at most 1024)"
             )
+
+    def _check_dataset_name(self) -> None:
+        """The data comes one way; a file or a path that does not exist is said now, before any work."""
+        from domainlm.tokenizer import looks_like_path
+
+        name = self.dataset_name
+        for flag in ("train_file", "validation_file"):
+            if getattr(self, flag):
+                raise UserError(
+                    f"--dataset_name {name} and --{flag} {getattr(self, flag)} exclude each other: give the data "
+                    "with --dataset_name (its train and validation splits) or with --train_file/--validation_file"
+                )
+        path = Path(name).expanduser()
+        if path.is_file():
+            raise UserError(f"--dataset_name {name} is a file: pass it as --train_file {name}")
+        if not path.is_dir() and looks_like_path(name):
+            raise UserError(f"--dataset_name {name}: no such folder")
 
 
 @dataclass
@@ -666,8 +717,8 @@ def parse_args(
         raise UserError("nothing to do: pass --do_train and/or --do_eval")
     check_report_to(training_args.report_to)
     check_training_values(training_args)
-    if training_args.do_train and not data_args.train_file:
-        raise UserError("--do_train needs --train_file")
+    if training_args.do_train and not (data_args.train_file or data_args.dataset_name):
+        raise UserError("--do_train needs --train_file or --dataset_name")
     if training_args.do_train and training_args.max_steps == 0:  # the Trainer would take one step, then stop
         raise UserError("--max_steps 0: must be at least 1; leave it out to train for --num_train_epochs")
     if training_args.do_train and training_args.max_steps < 0 and training_args.num_train_epochs <= 0:
@@ -675,8 +726,8 @@ def parse_args(
             f"--num_train_epochs {training_args.num_train_epochs:g}: must be above 0, or nothing trains and the "
             "starting weights are saved as the fine-tuned model; or give --max_steps"
         )
-    if training_args.do_eval and not (data_args.validation_file or data_args.train_file):
-        raise UserError("--do_eval needs --validation_file (or --train_file to hold out a split)")
+    if training_args.do_eval and not (data_args.validation_file or data_args.train_file or data_args.dataset_name):
+        raise UserError("--do_eval needs --validation_file or --dataset_name (or --train_file to hold out a split)")
     if training_args.do_eval and not training_args.do_train:
         check_evaluation_folder(model_args, training_args.output_dir)
     if run_args.eval_before_training and not training_args.do_eval:  # before the model and the data load

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domainlm.errors import UserError
+from domainlm.errors import UserError, first_line
 from domainlm.tables import iter_csv, read_table, require_columns, row_at
 from domainlm.template import SEP_TOKEN, is_record
 
@@ -145,11 +145,19 @@ def load_text_dataset(
         ds = ds.select_columns([text_column])
         if text_column != "text":
             ds = ds.rename_column(text_column, "text")
+    return clean_rows(ds, path)
+
+
+def clean_rows(ds: Dataset, where: str, numbered: bool = False) -> Dataset:
+    """A ``text`` column's rows as training reads them, whatever they come from: line endings normalised,
+    empty rows dropped (logged, ``where`` naming them). ``numbered`` adds each row's position before the
+    drop (from 1) as ``LINE_COLUMN``, for messages about the row."""
     before = len(ds)
-    ds = ds.map(_normalise_newlines, batched=True, desc="normalising line endings")
+    normalise = _numbered if numbered else _normalise_newlines
+    ds = ds.map(normalise, batched=True, with_indices=numbered, desc="normalising line endings")
     ds = ds.filter(lambda b: [bool(t and t.strip()) for t in b["text"]], batched=True)
     if len(ds) < before:
-        logger.warning("%s: skipped %d empty rows", path, before - len(ds))
+        logger.warning("%s: skipped %d empty rows", where, before - len(ds))
     return ds
 
 
@@ -159,11 +167,198 @@ def _normalise_newlines(batch: dict[str, list[Any]]) -> dict[str, list[Any]]:
     }
 
 
-def load_splits(data_args: DataArguments, training_args: TrainingArguments) -> DatasetDict:
-    """``train`` and ``validation`` splits (validation held out of train when no file is given)."""
+def _numbered(batch: dict[str, list[Any]], indices: list[int]) -> dict[str, list[Any]]:
+    return {**_normalise_newlines(batch), LINE_COLUMN: [i + 1 for i in indices]}
+
+
+# --- --dataset_name: upstream run_clm's datasets, as rows of text -------------------------------------------
+
+DATASET_HINT = (
+    "pass a local folder of data files (train.csv, validation.csv, ...) or one written by save_to_disk, or --train_file"
+)
+
+
+def dataset_source(data_args: DataArguments, split: str) -> str:
+    """A split of ``--dataset_name`` in words, for messages and the model card: ``wikitext
+    (wikitext-2-raw-v1), split train``."""
+    config = f" ({data_args.dataset_config_name})" if data_args.dataset_config_name else ""
+    return f"{data_args.dataset_name}{config}, split {split}"
+
+
+def saved_to_disk(path: Path) -> bool:
+    """A folder written by ``Dataset.save_to_disk`` or ``DatasetDict.save_to_disk`` (``load_from_disk`` reads
+    it; ``load_dataset`` refuses the first and would misread the second)."""
+    from datasets import config
+
+    return (path / config.DATASETDICT_JSON_FILENAME).is_file() or (
+        (path / config.DATASET_STATE_JSON_FILENAME).is_file() and (path / config.DATASET_INFO_FILENAME).is_file()
+    )
+
+
+def load_named_dataset(
+    name: str,
+    config_name: str | None = None,
+    token: str | bool | None = None,
+    keep_linebreaks: bool = True,
+    cache_dir: str | None = None,
+) -> DatasetDict:
+    """``--dataset_name``: a folder written by ``save_to_disk``, a local folder of data files, or a hub dataset
+    (``token``: for a private or gated one; ``cache_dir``: where hub downloads go), as a ``DatasetDict`` (a saved single ``Dataset`` is its ``train``
+    split). A hub name that cannot be had is one line, without a minute of retries (``domainlm.hub``)."""
+    from datasets import load_from_disk
+
+    flag = f"--dataset_name {name}"
+    path = Path(name).expanduser()
+    if path.is_dir() and saved_to_disk(path):
+        if config_name:
+            raise UserError(
+                f"--dataset_config_name {config_name}: {name} was written by save_to_disk and has no "
+                "configurations; leave it out"
+            )
+        return _as_dict(load_from_disk(str(path)))
+    if path.is_dir():
+        from datasets.exceptions import DatasetGenerationError
+
+        try:
+            loaded = _load_dataset(
+                str(path), config_name, token, cache_dir=cache_dir, **_as_train_file(path, keep_linebreaks)
+            )
+        except (OSError, ValueError, DatasetGenerationError) as err:  # no data files, no such config, a bad file
+            why = err.__cause__ if isinstance(err, DatasetGenerationError) and err.__cause__ else err  # the parser's
+            raise UserError(f"{flag}: the folder cannot be loaded as a dataset ({first_line(why)})") from None
+        return _as_dict(loaded)
+    from domainlm.hub import load_by_name
+    from domainlm.tokenizer import looks_like_path
+
+    if looks_like_path(name):
+        raise UserError(f"{flag}: no such folder")
+
+    def load(local_only: bool) -> Any:
+        return _load_dataset(name, config_name, token, local_only=local_only, cache_dir=cache_dir)
+
+    return _as_dict(load_by_name(load, name, "--dataset_name", "dataset", DATASET_HINT, hub="hub"))
+
+
+def _load_dataset(
+    path: str, config_name: str | None, token: str | bool | None, local_only: bool = False, **kwargs: Any
+) -> Any:
+    """``datasets.load_dataset``; ``local_only``: from the local cache alone, as under ``HF_HUB_OFFLINE=1``
+    (datasets reads that setting once, at import, into ``datasets.config``)."""
+    from datasets import config, load_dataset
+
+    if not local_only:
+        return load_dataset(path, config_name, token=token, **kwargs)
+    was, config.HF_HUB_OFFLINE = config.HF_HUB_OFFLINE, True
+    try:
+        return load_dataset(path, config_name, token=token, **kwargs)
+    finally:
+        config.HF_HUB_OFFLINE = was
+
+
+def _as_train_file(folder: Path, keep_linebreaks: bool) -> dict[str, Any]:
+    """A folder of CSV files alone, or of text files alone, is read as ``--train_file`` reads one: "NA",
+    "null" or "" in a CSV text are text, not missing values; a text file's lines keep their line breaks
+    (``--keep_linebreaks``)."""
+    files = [p for p in folder.rglob("*") if p.is_file() and not p.name.startswith(".") and p.name != "README.md"]
+    suffixes = {p.suffix.lower() for p in files}
+    if suffixes == {".csv"}:
+        return {"keep_default_na": False}
+    return {"keep_linebreaks": keep_linebreaks} if suffixes == {".txt"} else {}
+
+
+def _as_dict(loaded: Any) -> DatasetDict:
+    from datasets import DatasetDict
+
+    return loaded if isinstance(loaded, DatasetDict) else DatasetDict({"train": loaded})
+
+
+def _kind(feature: Any) -> str:
+    """A column's type in words: ``int64``, ``a list``, ``a class label``..."""
+    from datasets import ClassLabel, Value
+
+    if isinstance(feature, Value):
+        return feature.dtype
+    if isinstance(feature, ClassLabel):
+        return "a class label"
+    return "a list" if type(feature).__name__ in ("List", "LargeList", "Sequence") else type(feature).__name__
+
+
+def dataset_text_split(ds: Dataset, data_args: DataArguments, split: str) -> Dataset:
+    """One split of ``--dataset_name`` as a ``text`` column (plus ``LINE_COLUMN``, the row's position in the
+    split), through the same cleaning as a file's rows (``clean_rows``)."""
+    from datasets import Value
+
+    column, where = data_args.text_column, dataset_source(data_args, split)
+    if column not in ds.column_names:
+        raise UserError(
+            f"--dataset_name {data_args.dataset_name}: split {split} has no column {column!r} (--text_column); "
+            f"its columns: {', '.join(ds.column_names)}"
+        )
+    feature = ds.features[column]
+    if not (isinstance(feature, Value) and feature.dtype in ("string", "large_string")):
+        raise UserError(
+            f"--dataset_name {data_args.dataset_name}: column {column!r} of split {split} is {_kind(feature)}, not "
+            "text; pass --text_column with a text column"
+        )
+    ds = ds.select_columns([column])
+    if column != "text":
+        ds = ds.rename_column(column, "text")
+    ds = clean_rows(ds, where, numbered=True)
+    if len(ds) == 0:
+        raise UserError(f"--dataset_name {data_args.dataset_name}: split {split} has no row with text in {column!r}")
+    return ds
+
+
+def load_dataset_splits(
+    data_args: DataArguments, training_args: TrainingArguments, token: str | None = None, cache_dir: str | None = None
+) -> dict[str, Dataset]:
+    """The ``train`` and ``validation`` splits of ``--dataset_name`` that this run reads, cleaned."""
+    loaded = load_named_dataset(
+        data_args.dataset_name, data_args.dataset_config_name, token, data_args.keep_linebreaks, cache_dir
+    )
+    name = data_args.dataset_name
+    if training_args.do_train and "train" not in loaded:
+        raise UserError(
+            f"--dataset_name {name}: --do_train needs a train split, and it has {', '.join(loaded) or 'none'}"
+        )
+    if training_args.do_eval and not ({"train", "validation"} & set(loaded)):
+        raise UserError(
+            f"--dataset_name {name}: --do_eval needs a validation split (or a train split to hold one out of), "
+            f"and it has {', '.join(loaded) or 'none'}"
+        )
+    # the train split for evaluation alone only to hold out of (load_splits), as a --train_file would be
+    hold_out = training_args.do_eval and "validation" not in loaded
+    wanted = ["train"] if training_args.do_train or hold_out else []
+    wanted += ["validation"] if training_args.do_eval else []
+    return {split: dataset_text_split(loaded[split], data_args, split) for split in wanted if split in loaded}
+
+
+def split_sources(data_args: DataArguments, raw: DatasetDict) -> dict[str, str | None]:
+    """Where each split's rows come from, for messages and the model card: a file, or a split of
+    ``--dataset_name``. A validation split held out of the training rows comes from theirs."""
+    if data_args.dataset_name:
+        held_out = "validation" in raw and raw["validation"].info.description == HELD_OUT
+        return {
+            "train": dataset_source(data_args, "train"),
+            "validation": dataset_source(data_args, "train" if held_out else "validation"),
+        }
+    return {"train": data_args.train_file, "validation": data_args.validation_file or data_args.train_file}
+
+
+HELD_OUT = "held out of the train split"  # the info.description of such a validation split (``split_sources``)
+
+
+def load_splits(
+    data_args: DataArguments, training_args: TrainingArguments, token: str | None = None, cache_dir: str | None = None
+) -> DatasetDict:
+    """``train`` and ``validation`` splits (validation held out of train when no file is given), from the
+    files or from ``--dataset_name`` (``token`` and ``cache_dir``: run_clm.py's ``--token`` and ``--cache_dir``,
+    for a hub dataset)."""
     from datasets import DatasetDict
 
     splits: dict[str, Dataset] = {}
+    if data_args.dataset_name:
+        splits = load_dataset_splits(data_args, training_args, token, cache_dir)
     for name, flag in (("train", "train_file"), ("validation", "validation_file")):
         path = getattr(data_args, flag)
         if path:
@@ -174,11 +369,13 @@ def load_splits(data_args: DataArguments, training_args: TrainingArguments) -> D
             splits[name] = ds
     if "validation" not in splits and "train" in splits and training_args.do_eval:
         if data_args.validation_split_percentage == 0 or len(splits["train"]) < 2:
-            raise UserError("--do_eval needs --validation_file, or --validation_split_percentage above 0 and 2+ rows")
+            given = "a validation split in --dataset_name" if data_args.dataset_name else "--validation_file"
+            raise UserError(f"--do_eval needs {given}, or --validation_split_percentage above 0 and 2+ rows")
         parts = splits["train"].train_test_split(
             test_size=data_args.validation_split_percentage / 100, seed=training_args.seed
         )
         splits["train"], splits["validation"] = parts["train"], parts["test"]
+        splits["validation"].info.description = HELD_OUT  # its own info: the train part's is another object
     return DatasetDict(splits)
 
 

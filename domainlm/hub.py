@@ -42,11 +42,12 @@ def hub_unreachable(endpoint: str) -> str | None:
     return None
 
 
-def load_by_name(load: Callable[[bool], T], name: str, flag: str, what: str, hint: str) -> T:
+def load_by_name(load: Callable[[bool], T], name: str, flag: str, what: str, hint: str, hub: str = "model hub") -> T:
     """``load(local_files_only)`` for a hub name, with a one-line UserError when it cannot be had.
 
     The hub unreachable: the local cache, with a warning, or an error saying neither had it. ``hint``
-    ends the error: what to pass instead (``pass a local folder that holds it``).
+    ends the error: what to pass instead (``pass a local folder that holds it``). ``hub`` names the hub in
+    messages (``hub`` for a dataset).
     """
     if not hub_offline():
         from huggingface_hub import constants
@@ -57,15 +58,15 @@ def load_by_name(load: Callable[[bool], T], name: str, flag: str, what: str, hin
                 loaded = load(True)
             except (OSError, ValueError):
                 raise UserError(
-                    f"{flag} {name}: not a local folder, the model hub cannot be reached ({why}), and the {what} is "
+                    f"{flag} {name}: not a local folder, the {hub} cannot be reached ({why}), and the {what} is "
                     f"not in the local cache; {hint}"
                 ) from None
-            logger.warning("the model hub cannot be reached (%s): %s's %s comes from the local cache", why, name, what)
+            logger.warning("the %s cannot be reached (%s): %s's %s comes from the local cache", hub, why, name, what)
             return loaded
     try:
         return load(False)
     except (OSError, ValueError) as err:
         raise UserError(
-            f"{flag} {name}: not a local folder, and the {what} could not be loaded from the model hub "
+            f"{flag} {name}: not a local folder, and the {what} could not be loaded from the {hub} "
             f"({first_line(err)}); {hint}"
         ) from None

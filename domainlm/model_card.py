@@ -174,12 +174,14 @@ def card_facts(
     steps: int | None = None,
     job_records: bool | None = None,
     name: str | None = None,
+    sources: dict[str, str | None] | None = None,
 ) -> CardFacts:
     """What the model card says. ``name`` is what ``pipeline`` loads it by (the hub repository of
-    ``--push_to_hub``); the folder's name by default."""
+    ``--push_to_hub``); the folder's name by default. ``sources``: where each split's rows come from
+    (``domainlm.data.split_sources``); by default the files."""
     from domainlm.guards import zero_stage
 
-    files = {"train": data_args.train_file, "validation": data_args.validation_file or data_args.train_file}
+    files = sources or {"train": data_args.train_file, "validation": data_args.validation_file or data_args.train_file}
     data = {split: {"file": files.get(split), **stats} for split, stats in data_stats.items()}
     args = training_args
     world = args.world_size

@@ -223,7 +223,7 @@ def run(
     from transformers import set_seed
 
     from domainlm import distributed
-    from domainlm.data import build_sequences, load_splits, resolve_sequence_mode
+    from domainlm.data import build_sequences, load_splits, resolve_sequence_mode, split_sources
     from domainlm.metrics import argmax_logits, compute_metrics
     from domainlm.modeling import check_flash_window, configure_generation, context_length, load_model, load_tokenizer
     from domainlm.saving import save_trained_model
@@ -248,7 +248,7 @@ def run(
 
     tokenizer = load_tokenizer(model_args)
     with training_args.main_process_first(desc="loading data"):
-        raw = load_splits(data_args, training_args)
+        raw = load_splits(data_args, training_args, model_args.token, model_args.cache_dir)
     first = raw["train"] if "train" in raw else raw["validation"]
     head = first.select(range(min(200, len(first))))["text"]
     mode = resolve_sequence_mode(data_args.sequence_mode, head)
@@ -290,7 +290,7 @@ def run(
         collate = {"flash_varlen": flash_varlen, "flatten": flatten}
 
     splits = {}
-    sources = {"train": data_args.train_file, "validation": data_args.validation_file or data_args.train_file}
+    sources = split_sources(data_args, raw)  # files, or splits of --dataset_name
     with training_args.main_process_first(desc="tokenising"):
         for name, ds in raw.items():
             splits[name] = build_sequences(ds, tokenizer, mode, block_size, data_args, source=sources[name])
@@ -355,6 +355,7 @@ def run(
                 trainer.state.global_step,
                 job_records=job_records,
                 name=push.repo_id if push else None,
+                sources=sources,
             )
             write_model_card(out, facts)
 
