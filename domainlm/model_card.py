@@ -94,7 +94,7 @@ def render_model_card(facts: CardFacts) -> str:
 
     lines += ["## Data", ""]
     if facts.data:
-        lines += ["| split | file | sequences | tokens |", "|---|---|---|---|"]
+        lines += ["| split | data | sequences | tokens |", "|---|---|---|---|"]
         for split, d in facts.data.items():
             lines.append(
                 f"| {split} | {d.get('file') or '-'} | {_fmt(d.get('sequences', '-'))} | {_fmt(d.get('tokens', '-'))} |"

@@ -55,7 +55,7 @@ def test_card_text():
             "",
             "## Data",
             "",
-            "| split | file | sequences | tokens |",
+            "| split | data | sequences | tokens |",
             "|---|---|---|---|",
             "| train | train.csv | 38,120 | 12,345,678 |",
             "| validation | validation.csv | 2,006 | 650,000 |",
