@@ -534,6 +534,29 @@ def drop_unfinished_char(tokenizer: PreTrainedTokenizerBase, ids: list[int], tex
     return text
 
 
+@contextlib.contextmanager
+def _memory_said(settings: GenerationSettings, rows: int, length: int) -> Iterator[None]:
+    """Out of memory while generating: one line with the batch that did not fit and what to lower."""
+    from domainlm.oom import is_out_of_memory, torch_figures
+
+    try:
+        yield
+    except Exception as err:
+        if not is_out_of_memory(err):
+            raise
+        figures = torch_figures(err)
+        lower = [f"--batch_size (now {settings.batch_size})"] if settings.batch_size > 1 else []
+        if settings.num_return_sequences > 1 or (settings.num_beams or 1) > 1:
+            lower.append("--num_return_sequences or --num_beams (each is a row of the batch)")
+        if settings.max_new_tokens is None:
+            lower.append("--max_new_tokens (now: until the context is full)")
+        raise UserError(
+            f"out of memory generating {rows} row{'s' if rows != 1 else ''} of up to {length} tokens at once"
+            f"{f' ({figures})' if figures else ''}; "
+            + (f"lower {', or '.join(lower)}" if lower else "the model needs a machine with more memory")
+        ) from None
+
+
 def generate_batch(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -574,7 +597,7 @@ def generate_batch(
         mask = torch.tensor([[0] * (width - len(encoded[i])) + [1] * len(encoded[i]) for i in rows])
         row_seeds = [draw_seed(seeds[i], r) for i in batch for r in range(n_ret)]
         gen = _generation_config(tokenizer, settings, new, saved=model.generation_config)
-        with torch.inference_mode(), _only_config(model, gen):
+        with torch.inference_mode(), _only_config(model, gen), _memory_said(settings, len(rows), width + new):
             out = model.generate(
                 input_ids=ids.to(model.device),
                 attention_mask=mask.to(model.device),

@@ -136,6 +136,7 @@ class OutputFolder:
         self.new = not self.path.exists()
         self.main_process = training_args.process_index == 0
         self.trainer: Any = None
+        self.saved_model = False  # this run's trained model is in the folder
 
     def __enter__(self) -> OutputFolder:
         return self
@@ -202,6 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     bars = no_progress_bars() if training_args.disable_tqdm else contextlib.nullcontext()
     started = time.time()
+    folder = None
     try:
         with ctrl_c.watching(), OutputFolder(training_args) as folder, bars:
             return run(argv, model_args, data_args, run_args, training_args, folder)
@@ -209,6 +211,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         if isinstance(err, Interrupted):
             raise
         raise Interrupted(interrupted_message(run_args, training_args, started)) from None
+    except Exception as err:
+        from domainlm.oom import is_out_of_memory, out_of_memory_message
+
+        if not is_out_of_memory(err):
+            raise
+        out = training_args.output_dir
+        if folder is not None and folder.saved_model:  # the final evaluation ran out
+            continuation = (
+                f"the trained model is saved in {out}: evaluate it alone with --model_name_or_path {out} --do_eval, "
+                "without --do_train"
+            )
+        elif training_args.do_train:
+            continuation = interrupted_message(run_args, training_args, started).removeprefix("interrupted; ")
+        else:
+            continuation = None
+        trainer = folder.trainer if folder is not None else None
+        raise UserError(out_of_memory_message(err, trainer, training_args, continuation)) from None
 
 
 def run(
@@ -369,6 +388,7 @@ def run(
         results.update(eval_before_results(callbacks))
         use_cache, model.config.use_cache = model.config.use_cache, True  # saved folder generates with a cache
         save_trained_model(trainer, out)
+        folder.saved_model = True
         model.config.use_cache = use_cache
         if trainer.is_world_process_zero():  # the process that saved it
             remove_earlier_evaluation(out)

@@ -700,3 +700,27 @@ def test_a_record_never_gets_a_third_separator(tiny_model_dir, strategy):
     assert sep not in calls[-1] and SEP_TOKEN not in out.text and out.new_tokens == 6
     generate_batch(model, tok, ["Baker<|SEP|>"], settings, progress=False)
     assert calls[-1][0] == sep and sep not in calls[-1][1:]  # the second separator, then never again
+
+
+def test_out_of_memory_while_generating_says_what_to_lower(tiny, monkeypatch):
+    import torch
+
+    model, tok = tiny
+
+    def generate(*args, **kwargs):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 512.00 MiB. GPU 0 has a total capacity "
+                                     "of 23.55 GiB of which 100.00 MiB is free.")  # fmt: skip
+
+    monkeypatch.setattr(model, "generate", generate)
+    with pytest.raises(UserError) as err:
+        generate_batch(model, tok, MIXED, GenerationSettings(num_return_sequences=2), progress=False)
+    assert str(err.value) == (
+        "out of memory generating 8 rows of up to 256 tokens at once (tried to allocate 512.00 MiB, 100.00 MiB "
+        "free of 23.55 GiB); lower --batch_size (now 16), or --num_return_sequences or --num_beams (each is a row "
+        "of the batch), or --max_new_tokens (now: until the context is full)"
+    )
+    with pytest.raises(UserError, match=r"^out of memory generating 1 row of up to 20 tokens at once \(tried .*; "
+                                        r"the model needs a machine with more memory$"):  # fmt: skip
+        generate_batch(model, tok, ["Baker<|SEP|>bread<|SEP|>"],
+                       GenerationSettings(batch_size=1, max_new_tokens=20 - len(tok("Baker<|SEP|>bread<|SEP|>")["input_ids"])),
+                       progress=False)  # fmt: skip
