@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # What only a CUDA GPU can show, in one run of a few minutes: the `gpu`-marked tests (DeepSpeed fp16
-# through newly added token rows under ZeRO-2 and ZeRO-3, the overflow guard, bf16 weights, the
+# through newly added token rows under ZeRO-2 and ZeRO-3, the overflow guard, bf16 weights, a real CUDA out of memory, the
 # training benchmark on CUDA) and the training-throughput benchmark in bf16 on the real postings.
 # Logs and JSON go to $OUT (default work/gpu_checks); the exit status is the tests'.
 #

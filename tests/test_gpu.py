@@ -95,6 +95,27 @@ def test_bf16_deepspeed_saves_bf16_weights(tmp_path, model_without_sep_row, reco
     assert load_file(out / "model.safetensors")["transformer.h.0.attn.c_attn.weight"].dtype == torch.bfloat16
 
 
+def test_a_real_cuda_out_of_memory_is_one_line(tmp_path, model_without_sep_row, records_dir):
+    """The CUDA allocator limited to 3 MB (torch.cuda.set_per_process_memory_fraction): torch's real error and
+    message, turned into one line by run_clm.py (tests/test_oom.py checks the wording with injected errors)."""
+    import sys
+
+    out = tmp_path / "out"
+    code = (
+        "import runpy, sys, torch; "
+        "torch.cuda.set_per_process_memory_fraction(3e6 / torch.cuda.get_device_properties(0).total_memory); "
+        f"sys.argv = ['run_clm.py'] + sys.argv[1:]; runpy.run_path({str(ROOT / 'run_clm.py')!r}, run_name='__main__')"
+    )
+    cmd = [sys.executable, "-c", code, "--model_name_or_path", str(model_without_sep_row), "--train_file",
+           str(records_dir / "train.csv"), "--do_train", "--max_steps", "3", "--per_device_train_batch_size", "16",
+           "--output_dir", str(out), "--report_to", "none", "--save_strategy", "no"]  # fmt: skip
+    proc = run_process(cmd, cwd=tmp_path, env=script_env(), timeout=600)
+    said = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert proc.returncode == 2 and len(said) == 1, proc.stderr[-3000:]
+    assert said[0].startswith("error: out of GPU memory ") and "tried to allocate " in said[0], said[0]
+    assert "Traceback" not in proc.stderr
+
+
 @pytest.mark.parametrize("attn", ["sdpa", "flash_attention_2"])
 def test_train_throughput_runs_unchanged_on_cuda(tmp_path, attn):
     """bench/train_throughput.py as on CPU, with --device auto: bf16 autocast, CUDA memory, records kept apart."""
