@@ -39,7 +39,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--base_model",
         default="init",
-        help="the model before: init (the weights training started from), a folder, hub name, none",
+        help="the model before: init (the weights training started from), a folder, hub name, none [init]",
     )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_generation_arguments(p, max_new_tokens=400)
