@@ -303,13 +303,6 @@ def load_model_dir(
     return model.to(device).eval(), tokenizer
 
 
-def load_generator(model_dir: str | Path) -> Any:
-    """``pipeline('text-generation', model=DIR)``: what any user of the saved folder gets."""
-    from transformers import pipeline
-
-    return pipeline("text-generation", model=str(check_model_dir(model_dir)))
-
-
 def draw_seed(seed: int, return_index: int) -> int:
     """The seed of one output row: the prompt's own for its first return, one mixed from both for the others.
 

@@ -259,9 +259,9 @@ def write_report(
         "casefolded; a keyword must appear as a whole phrase (`sql` is not found in `nosql`); any whitespace, "
         "line breaks included, matches the spaces between its words. Limits: no stemming or plurals (`nurse` is "
         "not found in `nurses`), no synonyms, punctuation must match (`hands on` is not `hands-on`). Title-only "
-        "texts are scored against the keywords left out of their prompt. A generated text is scored from after the "
-        "last `<|SEP|>` it writes itself: from a title-only prompt the model often writes a keyword list of its own "
-        "first, and that list is not the posting.",
+        "texts are scored against the keywords left out of their prompt. A generated text is scored whole: after a "
+        "prompt's two `<|SEP|>`, generation never writes a third, so the text holds no keyword list of the model's "
+        "own, only the posting.",
         *_text_metric_lines(),
     ]
     return _write(out / REPORT_FILE, lines)
