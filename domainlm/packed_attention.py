@@ -316,6 +316,14 @@ def use_packed_attention(model: PreTrainedModel) -> bool:
     return True
 
 
+class NoMaskWarningFilter(logging.Filter):
+    """Packed rows have no attention mask by design: their position ids keep the records apart. transformers'
+    warning that input ids which look padded come without one does not apply to them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "We strongly recommend passing in an `attention_mask`" not in record.getMessage()
+
+
 def busy_cpu_hint() -> str | None:
     """A warning when this path's many small kernels would each wait out a time slice, else None.
 

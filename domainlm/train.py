@@ -304,6 +304,10 @@ def run(
 
         flash_varlen = needs_flash_varlen(model)  # GPT-2 on flash_attention_2: varlen arguments in every batch
         use_packed_attention(model)  # GPT-2 on sdpa: each record pays its own causal attention, not the square
+        from domainlm.packed_attention import NoMaskWarningFilter
+        from domainlm.trainer import install_filter
+
+        install_filter("transformers.modeling_utils", NoMaskWarningFilter)  # rows of records, no mask by design
         # attention per record: a batch's rows can run end to end as one, without computing their pad tails
         flatten = runs_per_record(model.config.model_type, model.config._attn_implementation)
         collate = {"flash_varlen": flash_varlen, "flatten": flatten}

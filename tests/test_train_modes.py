@@ -33,3 +33,18 @@ def test_packed_body_loss_shuffled_keywords(tmp_path, tiny_model_dir):
     assert state["global_step"] > 0
     text = pipeline("text-generation", model=str(out))(format_prompt("Chef", ["haccp"]), max_new_tokens=5)
     assert text[0]["generated_text"].startswith("Chef<|SEP|>haccp<|SEP|>")
+
+
+def test_packed_rows_on_eager_attention_do_not_warn_about_a_missing_attention_mask(tmp_path, tiny_model_dir, caplog):
+    """Unflattened packed rows end in pads and have no mask, by design: transformers' warning is dropped."""
+    from transformers.utils import logging as hf_logging
+
+    rows = record_rows(24, words=8)
+    write_text_csv(tmp_path / "train.csv", rows)
+    hf_logging.get_logger("transformers.modeling_utils").warning_once.cache_clear()  # said once per process
+    with caplog.at_level("WARNING"):
+        main(["--model_name_or_path", str(tiny_model_dir), "--train_file", str(tmp_path / "train.csv"), "--do_train",
+              "--sequence_mode", "packed", "--attn_implementation", "eager", "--max_steps", "2",
+              "--per_device_train_batch_size", "2", "--output_dir", str(tmp_path / "out"), "--report_to", "none",
+              "--save_strategy", "no", "--disable_tqdm", "true"])  # fmt: skip
+    assert "attention_mask" not in caplog.text
