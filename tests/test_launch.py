@@ -141,9 +141,15 @@ def signal_when(settings: dict[str, str], cwd, log, ready, signum: int) -> int:
     import subprocess
     import time
 
+    def as_a_terminal_starts_it() -> None:
+        # SIGINT at its default, as for a job a terminal starts: a test run started in the background (`... &`)
+        # ignores it, and a shell that starts with it ignored cannot trap it (launch.sh's Ctrl-C line)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
     with open(log, "w") as out:
         proc = subprocess.Popen(launch_command(**settings), cwd=cwd, env=script_env(), stdout=out,
-                                stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=as_a_terminal_starts_it)  # fmt: skip
     try:
         deadline = time.monotonic() + 600
         while not ready():
