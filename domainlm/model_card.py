@@ -36,6 +36,7 @@ class CardFacts:
     data: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)  # split -> file, sequences, tokens
     hyperparameters: dict[str, Any] = dataclasses.field(default_factory=dict)
     results: dict[str, Any] = dataclasses.field(default_factory=dict)
+    dataset: str | None = None  # a hub dataset trained on (--dataset_name), named in the card's metadata
 
 
 def _fmt(value: Any) -> str:
@@ -66,6 +67,8 @@ def render_model_card(facts: CardFacts) -> str:
     lines = ["---", "library_name: transformers", "pipeline_tag: text-generation"]
     if facts.base_model and not os.path.isdir(facts.base_model):
         lines.append(f"base_model: {facts.base_model}")
+    if facts.dataset and not os.path.isdir(facts.dataset):
+        lines += ["datasets:", f"- {facts.dataset}"]
     lines += ["tags:", "- domainlm", "- text-generation", "---", "", f"# {facts.name}", ""]
     origin = (
         f"fine-tuned from `{facts.base_model}`" if facts.base_model else f"trained from scratch ({facts.from_scratch})"
@@ -231,6 +234,7 @@ def card_facts(
         data=data,
         hyperparameters=hyper,
         results=results,
+        dataset=data_args.dataset_name,
     )
 
 

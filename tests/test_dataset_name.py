@@ -92,6 +92,7 @@ def test_a_dataset_folder_trains_on_the_same_sequences_as_the_csv_files(tmp_path
     assert results["eval_samples"] == (3 if held_out else 4)
     assert math.isfinite(results["eval_loss"]) and results["eval_loss"] == pytest.approx(from_files["eval_loss"])
     card = (tmp_path / "out" / "README.md").read_text()
+    assert "datasets:" not in card  # a local folder is no hub dataset
     assert f"| train | {train} | {results['train_samples']} |" in card
     assert f"| validation | {validation} | {results['eval_samples']} |" in card
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(tmp_path / "out" / "model.safetensors")
@@ -289,3 +290,5 @@ def test_a_hub_dataset_gets_the_token_and_cache_folder(tmp_path, tiny_model_dir,
           "--dataset_config_name", "en", "--token", "hf_t", "--cache_dir", str(tmp_path / "cache"), "--do_train",
           "--max_steps", "1", *common(tmp_path)])  # fmt: skip
     assert seen == [("someone/private-postings", "en", {"token": "hf_t", "cache_dir": str(tmp_path / "cache")})]
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "\ndatasets:\n- someone/private-postings\n" in card.split("\n---\n")[0]  # the hub links the dataset
