@@ -10,11 +10,9 @@
 # A GPU machine without a package index: bring the missing packages as wheels for its Python in .whl/
 # (they go to /tmp/site, ahead of what is installed), and the real postings in .gpu_data/, both
 # git-ignored. Without .gpu_data/ the benchmark reads ../shared/data/jobs, else the bundled sample.
-#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#       --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 -d .whl \
-#       transformers==5.23.0 datasets==5.2.0 ...       # the pins of requirements.txt, and their missing needs
-#   python3 -m pip wheel --no-deps -w .whl deepspeed==0.19.8   # DeepSpeed ships only a source archive
+#   bash scripts/gpu_wheels.sh      # .whl/: this checkout's pins (transformers, datasets, DeepSpeed, ...), ~30 MB
 #   mkdir -p .gpu_data && cp ../shared/data/jobs/linkedin_936.csv .gpu_data/
+# then, on the GPU machine, with .whl and .gpu_data carried there: bash scripts/gpu_checks.sh
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT="${OUT:-work/gpu_checks}"
