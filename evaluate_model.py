@@ -28,7 +28,9 @@ from domainlm.generation import add_generation_arguments
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model_dir", required=True, help="folder written by run_clm.py")
+    p.add_argument(
+        "--model_dir", required=True, help="folder written by run_clm.py, or its model hub name (--push_to_hub)"
+    )
     p.add_argument(
         "--validation_file", required=True, help="validation.csv of prepare_jobs.py or text2csv.py (or JSONL)"
     )
@@ -48,10 +50,16 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv=None):
     from domainlm.evaluation import run_evaluation
-    from domainlm.generation import settings_from_args
+    from domainlm.generation import is_hub_name, settings_from_args
 
     args = make_parser().parse_args(argv)
     settings = settings_from_args(args)
+    if not args.output_dir and is_hub_name(args.model_dir):
+        from domainlm.errors import UserError
+
+        raise UserError(
+            f"--model_dir {args.model_dir} is a model hub name: give --output_dir for report.md and its files"
+        )
     base = None if args.base_model.lower() == "none" else args.base_model
     results = run_evaluation(
         args.model_dir,

@@ -32,7 +32,9 @@ OUTPUT_SUFFIXES = (".jsonl", ".csv")
 
 def make_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model_dir", required=True, help="folder written by run_clm.py")
+    p.add_argument(
+        "--model_dir", required=True, help="folder written by run_clm.py, or its model hub name (--push_to_hub)"
+    )
     p.add_argument("--title", help="job title")
     p.add_argument("--keywords", default="", help="comma-separated keywords")
     p.add_argument("--prompt", help="free text to continue (plain-corpus models)")

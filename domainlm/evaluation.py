@@ -437,7 +437,7 @@ def run_evaluation(
     Job records are generated with and without their keywords (``evaluate_postings``); plain text, as
     text2csv.py writes it, is continued from each validation text's opening (``evaluate_plain_text``).
     """
-    from domainlm.generation import PromptTooLongError, check_model_dir, load_model_dir
+    from domainlm.generation import PromptTooLongError, check_model_dir, load_model_dir, local_model_dir
     from domainlm.report import COVERAGE_PNG, LOSS_PNG, REPORT_FILE, write_report, write_text_report
     from domainlm.tables import (
         check_inputs_are_not_outputs,
@@ -448,7 +448,7 @@ def run_evaluation(
         write_jsonl,
     )
 
-    model_dir, output_dir = Path(model_dir), Path(output_dir)
+    output_dir = Path(output_dir)
     if num_prompts is not None and num_prompts < 1:
         raise UserError(f"--num_prompts {num_prompts}: must be at least 1")
     names = (EVAL_RESULTS_FILE, EVAL_SAMPLES_FILE, LOSS_PNG, COVERAGE_PNG, REPORT_FILE)  # the report last
@@ -456,6 +456,7 @@ def run_evaluation(
     rows = read_table(validation_file)
     plain, texts = is_plain_text(rows), validation_texts(rows, validation_file)
     prompts, skipped = ([], 0) if plain else eval_prompts(validation_file, num_prompts)
+    model_dir = local_model_dir(model_dir)  # a hub name: downloaded once the inputs are known to be good
     check_model_dir(model_dir)
     read_json_or_none(model_dir / "all_results.json")  # a damaged one is said now, not after the generation
     trainer_state = _trainer_state(model_dir)

@@ -214,6 +214,34 @@ def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt
     return out
 
 
+def is_hub_name(model_dir: str | Path) -> bool:
+    """Not a local folder, and shaped as a model hub id (``name`` or ``owner/name``)."""
+    from domainlm.tokenizer import looks_like_path
+
+    return not Path(model_dir).exists() and not looks_like_path(str(model_dir))
+
+
+def local_model_dir(model_dir: str | Path, flag: str = "--model_dir") -> Path:
+    """``model_dir`` as a local folder. A model hub name (``you/jobs-gpt2``, as ``run_clm.py --push_to_hub``
+    uploads it) is downloaded into the hub cache, or read from there when the hub cannot be reached
+    (``domainlm.hub``: one short request, one line when neither has it); its folder there is returned."""
+    if not is_hub_name(model_dir):
+        return Path(model_dir)
+    from huggingface_hub import snapshot_download
+
+    from domainlm.hub import load_by_name
+
+    name = str(model_dir)
+    folder = load_by_name(
+        lambda local: snapshot_download(name, local_files_only=local, ignore_patterns=["checkpoint-*", "runs/*"]),
+        name,
+        flag,
+        "model",
+        "pass the folder run_clm.py wrote",
+    )
+    return Path(folder)
+
+
 def check_model_dir(model_dir: str | Path, flag: str = "--model_dir") -> Path:
     """The folder, or a UserError that says what it is instead of a model folder and what to pass."""
     from domainlm.modeling import WEIGHT_FILES
@@ -292,6 +320,7 @@ def load_model_dir(
 
     from domainlm.modeling import _local_load
 
+    model_dir = local_model_dir(model_dir)
     check_model_dir(model_dir)
     remedy = "copy the folder again, or train again"
     with loading_bars(progress):

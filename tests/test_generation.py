@@ -724,3 +724,41 @@ def test_out_of_memory_while_generating_says_what_to_lower(tiny, monkeypatch):
         generate_batch(model, tok, ["Baker<|SEP|>bread<|SEP|>"],
                        GenerationSettings(batch_size=1, max_new_tokens=20 - len(tok("Baker<|SEP|>bread<|SEP|>")["input_ids"])),
                        progress=False)  # fmt: skip
+
+
+def cached_as_hub_model(cache, repo_id, folder):
+    """``folder`` laid out as huggingface_hub's cache holds a downloaded model (refs/main -> a snapshot)."""
+    import shutil
+
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / ("0" * 40)
+    shutil.copytree(folder, snapshot)
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text("0" * 40)
+    return snapshot
+
+
+def test_a_model_hub_name_generates_from_the_hub_cache(memorised_dir, tmp_path, monkeypatch):
+    """A model that run_clm.py --push_to_hub uploaded, by its hub name: from the cache here (HF_HUB_OFFLINE=1)."""
+    from huggingface_hub import constants
+
+    from generate import main
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))
+    cached_as_hub_model(tmp_path / "hub", "someone/jobs-gpt2", memorised_dir)
+    rows = main(["--model_dir", "someone/jobs-gpt2", "--title", "Baker", "--keywords", "bread,oven", "--quiet",
+                 "--strategy", "greedy", "--max_new_tokens", "30"])  # fmt: skip
+    assert rows[0]["generated"] == RECORDS[0][2]
+    with pytest.raises(UserError) as err:
+        main(["--model_dir", "someone/other-model", "--title", "Baker", "--quiet"])
+    assert str(err.value).startswith(
+        "--model_dir someone/other-model: not a local folder, and the model could not be loaded from the model hub ("
+    )
+    assert str(err.value).endswith("); pass the folder run_clm.py wrote")
+
+
+def test_evaluating_a_hub_name_needs_an_output_folder(tmp_path):
+    from evaluate_model import main
+
+    with pytest.raises(UserError, match=r"^--model_dir someone/jobs-gpt2 is a model hub name: give --output_dir "):
+        main(["--model_dir", "someone/jobs-gpt2", "--validation_file", str(tmp_path / "validation.csv")])
