@@ -19,6 +19,7 @@ from domainlm.errors import UserError
 from domainlm.template import EOS_TOKEN, PAD_TOKEN, SEP_TOKEN
 
 if TYPE_CHECKING:
+    from datasets import Dataset
     from transformers import PreTrainedTokenizerBase
 
 logger = logging.getLogger(__name__)
@@ -145,14 +146,17 @@ def ensure_special_tokens(tokenizer: PreTrainedTokenizerBase, sep: bool = True) 
 
 
 def create_tokenizer(
-    files: list[str],
+    files: list[str] | None,
     output_dir: str | Path,
     text_column: str = "text",
     vocab_size: int = 8000,
     min_frequency: int = 2,
     model_max_length: int = 1024,
+    dataset_name: str | None = None,
+    dataset_config_name: str | None = None,
 ) -> PreTrainedTokenizerBase:
-    """Train on the text of ``files`` (read with the training loader) and save to ``output_dir``.
+    """Train on the text of ``files`` (read with the training loader), or of the train split of
+    ``dataset_name`` (as ``run_clm.py --dataset_name`` reads it), and save to ``output_dir``.
 
     Every flag and file is checked before any reading or training, and so is writing into ``output_dir``.
     The files are written into a hidden folder there and moved into place together. The summary line
@@ -162,16 +166,26 @@ def create_tokenizer(
     from domainlm.data import check_data_file, load_text_dataset, no_progress_bars
     from domainlm.tables import check_output_dir, staged_outputs
 
+    if bool(files) == bool(dataset_name):
+        raise UserError("give the text to learn from with --train_file FILE ... or with --dataset_name, one of them")
     check_bpe_arguments(vocab_size, min_frequency, model_max_length)
     check_output_dir(output_dir)
-    for path in files:
+    if dataset_name:
+        train = _dataset_train_texts(dataset_name, dataset_config_name, text_column)
+        with staged_outputs(output_dir) as staged:
+            tokenizer = train_bpe_tokenizer(iter(train["text"]), vocab_size, min_frequency, model_max_length)
+            tokenizer.save_pretrained(str(staged.folder))
+            for saved in sorted(staged.folder.iterdir()):
+                staged.file(saved.name)
+        return _said(tokenizer, output_dir, vocab_size, min_frequency)
+    for path in files or []:
         if Path(path).is_dir():
             raise UserError(f"--train_file {path} is a folder; give the csv/json/jsonl/txt files in it")
         if Path(path).suffix.lower() not in TRAIN_SUFFIXES:
             raise UserError(f"--train_file {path}: use a {', '.join(TRAIN_SUFFIXES)} file")
     with staged_outputs(output_dir) as staged:  # an output_dir that cannot be written is refused here
         datasets = []
-        for path in files:
+        for path in files or []:
             check_data_file(path, text_column, "--train_file")
             with no_progress_bars():
                 datasets.append(load_text_dataset(path, text_column))
@@ -180,6 +194,28 @@ def create_tokenizer(
         tokenizer.save_pretrained(str(staged.folder))
         for saved in sorted(staged.folder.iterdir()):
             staged.file(saved.name)
+    return _said(tokenizer, output_dir, vocab_size, min_frequency)
+
+
+def _dataset_train_texts(name: str, config_name: str | None, text_column: str) -> Dataset:
+    """The cleaned ``text`` rows of the train split of ``--dataset_name`` (a hub dataset, a folder of data
+    files or a save_to_disk folder), as training reads them."""
+    from domainlm.args import DataArguments
+    from domainlm.data import dataset_text_split, load_named_dataset, no_progress_bars
+
+    data_args = DataArguments(dataset_name=name, dataset_config_name=config_name, text_column=text_column)
+    with no_progress_bars():
+        loaded = load_named_dataset(name, config_name)
+        if "train" not in loaded:
+            raise UserError(
+                f"--dataset_name {name}: no train split to learn from; it has {', '.join(loaded) or 'none'}"
+            )
+        return dataset_text_split(loaded["train"], data_args, "train")
+
+
+def _said(
+    tokenizer: PreTrainedTokenizerBase, output_dir: str | Path, vocab_size: int, min_frequency: int
+) -> PreTrainedTokenizerBase:
     ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (EOS_TOKEN, PAD_TOKEN, SEP_TOKEN)}
     print(
         f"tokenizer: {len(tokenizer)} tokens{short_note(tokenizer, vocab_size, min_frequency)}, {ids}, saved to {output_dir}"

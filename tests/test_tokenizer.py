@@ -166,3 +166,31 @@ def test_a_tokenizer_whose_sep_is_special_is_refused_in_one_line(how, tmp_path, 
         f"make the tokenizer with create_tokenizer.py, which adds {SEP_TOKEN} as an ordinary token"
     )
     assert "Traceback" not in err and not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_create_tokenizer_learns_from_a_dataset_as_from_its_files(corpus, tmp_path, capsys):
+    """--dataset_name (here a save_to_disk folder; run_clm.py reads it the same way) gives the same tokenizer
+    as the same rows in a file; without either source, or with both, one line."""
+    import json
+
+    from datasets import Dataset, DatasetDict
+
+    rows = [line for line in corpus.read_text().splitlines() if line.strip()]
+    DatasetDict({"train": Dataset.from_dict({"body": rows})}).save_to_disk(str(tmp_path / "saved"))
+    capsys.readouterr()
+    status, out, _ = run_create_tokenizer(["--dataset_name", tmp_path / "saved", "--text_column", "body",
+                                           "--output_dir", tmp_path / "from_dataset", "--vocab_size", "300"], capsys)  # fmt: skip
+    assert status == 0 and f"saved to {tmp_path / 'from_dataset'}" in out
+    run_create_tokenizer(
+        ["--train_file", corpus, "--output_dir", tmp_path / "from_file", "--vocab_size", "300"], capsys
+    )
+    vocab = {name: json.loads((tmp_path / name / "tokenizer.json").read_text())["model"]["vocab"]
+             for name in ("from_dataset", "from_file")}  # fmt: skip
+    assert vocab["from_dataset"] == vocab["from_file"] and len(vocab["from_file"]) > 258
+    for argv in ([], ["--train_file", corpus, "--dataset_name", tmp_path / "saved"]):
+        status, _, err = run_create_tokenizer([*argv, "--output_dir", tmp_path / "none"], capsys)
+        assert (status, err) == (
+            2,
+            "error: give the text to learn from with --train_file FILE ... or with --dataset_name, one of them\n",
+        )
+    assert not (tmp_path / "none").exists()
