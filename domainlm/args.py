@@ -470,8 +470,12 @@ def translate_legacy_argv(argv: list[str]) -> list[str]:
 
 
 def translate_legacy_dict(options: dict[str, Any]) -> dict[str, Any]:
+    """A JSON file's options with the 4.x names translated (and ``dtype``, the command line's alias of
+    ``--torch_dtype``, as ``torch_dtype``)."""
     out: dict[str, Any] = {}
     for key, value in options.items():
+        if key == "dtype":
+            key = "torch_dtype"
         if key in LEGACY_SWITCHES:
             if _is_true(value):
                 key, value = LEGACY_SWITCHES[key]

@@ -256,6 +256,7 @@ def test_upstream_loading_flags_of_4x_are_accepted(caplog):
         "token": "hf_x"
     }
     assert translate_legacy_dict({"use_auth_token": True}) == {}
+    assert translate_legacy_dict({"dtype": "bfloat16"}) == {"torch_dtype": "bfloat16"}  # --dtype's name in a file
 
 
 def test_torch_dtype_parses_under_both_names(tmp_path):
