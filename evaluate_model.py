@@ -58,7 +58,8 @@ def main(argv=None):
         from domainlm.errors import UserError
 
         raise UserError(
-            f"--model_dir {args.model_dir} is a model hub name: give --output_dir for report.md and its files"
+            f"--model_dir {args.model_dir}: no such folder; read as a model hub name, it needs --output_dir for "
+            "report.md and its files"
         )
     base = None if args.base_model.lower() == "none" else args.base_model
     results = run_evaluation(

@@ -117,6 +117,9 @@ class ModelArguments:
     )
 
     def __post_init__(self) -> None:
+        dtypes = ("auto", "bfloat16", "float16", "float32")
+        if self.torch_dtype is not None and self.torch_dtype not in dtypes:  # a JSON file's value is not checked
+            raise UserError(f"--torch_dtype {self.torch_dtype}: use one of {', '.join(dtypes)}")
         if self.config_overrides and self.model_name_or_path:
             raise UserError("--config_overrides only applies when training from scratch (without --model_name_or_path)")
         if not self.model_name_or_path and not self.model_type and not self.config_name:
@@ -604,6 +607,11 @@ def check_report_to(report_to: Any) -> None:
 
     names = [report_to] if isinstance(report_to, str) else list(report_to or [])
     installed = get_available_reporting_integrations()
+    both = [name for name in names if name in ("all", "none")]
+    if both and len(names) > 1:
+        raise UserError(
+            f"--report_to {' '.join(names)}: {both[0]} stands alone; give it alone, or name the integrations"
+        )
     for name in names:
         if name in ("all", "none"):
             continue
@@ -665,6 +673,8 @@ LEAST_VALUES: dict[str, float] = {
 def check_training_values(training_args: TrainingArguments) -> None:
     for flag, least in LEAST_VALUES.items():
         value = getattr(training_args, flag, None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise UserError(f"--{flag} {value!r}: must be a number")  # a JSON file's "5e-5" in quotes
         if value is not None and value < least:
             what = "at least 1" if least == 1 else "0 or more"
             raise UserError(f"--{flag} {value:g}: must be {what}")

@@ -310,6 +310,8 @@ def load_model(
                 model = _hub_load(AutoModelForCausalLM, name, "--model_name_or_path", "model", **kwargs)
         else:
             config.vocab_size = len(tokenizer)
+            if model_args.trust_remote_code:  # a --config_name whose architecture is the model's own code
+                kwargs["trust_remote_code"] = True
             model = AutoModelForCausalLM.from_config(config, **kwargs)
             from domainlm.guards import parameter_counts
 

@@ -38,8 +38,9 @@ def torch_figures(err: BaseException) -> str:
     return ", ".join(parts)
 
 
-def memory_advice(args: TrainingArguments, evaluating: bool) -> list[str]:
-    """The switches that lower the peak and are not on yet, the cheapest in results first."""
+def memory_advice(args: TrainingArguments, evaluating: bool, gpu: bool = True) -> list[str]:
+    """The switches that lower the peak and are not on yet, the cheapest in results first. DeepSpeed's
+    ZeRO stages move memory from the GPUs to the CPU: advised only when a GPU (``gpu``) ran out."""
     from domainlm.guards import zero_stage
 
     if evaluating:
@@ -55,6 +56,8 @@ def memory_advice(args: TrainingArguments, evaluating: bool) -> list[str]:
             "(the same effective batch)"
         )
     stage = zero_stage(args) if args.deepspeed else None
+    if not gpu:
+        return out
     if stage is None:
         out.append("--deepspeed ds_config.json (ZeRO-2: optimizer state partitioned and offloaded to the CPU)")
     elif stage < 3:
@@ -73,18 +76,21 @@ def out_of_memory_message(
     ``continuation``: how to go on (from the last checkpoint, or with the model saved), if there is a way."""
     import torch
 
-    where = "out of GPU memory" if isinstance(err, torch.OutOfMemoryError) else "out of memory"
+    gpu = isinstance(err, torch.OutOfMemoryError)
+    where = "out of GPU memory" if gpu else "out of memory"
     figures = torch_figures(err)
     if trainer is None:
+        zero3 = (
+            "--deepspeed ds_config_zero3.json (its parameters partitioned across GPUs and offloaded to the CPU), or "
+        )
         return (
             f"{where} before training (loading the model and the data){f' ({figures})' if figures else ''}; "
-            "a model this size needs --deepspeed ds_config_zero3.json (its parameters partitioned across GPUs "
-            "and offloaded to the CPU), or a machine with more memory"
+            f"a model this size needs {zero3 if gpu else ''}a machine with more memory"
         )
     evaluating = not trainer.model.training
     step = trainer.state.global_step
     phase = f"evaluating after optimizer step {step}" if evaluating else f"training, in optimizer step {step + 1}"
-    advice = memory_advice(args, evaluating)
+    advice = memory_advice(args, evaluating, gpu)
     line = f"{where} while {phase}{f' ({figures})' if figures else ''}"
     line += f"; try {', then '.join(advice)}" if advice else "; a machine with more memory is needed"
     return f"{line}; {continuation}" if continuation else line

@@ -36,8 +36,9 @@ class PushTarget:
     uploads: bool  # this process uploads (the first of all ranks)
 
 
-def upload_command(repo_id: str, folder: str | Path) -> str:
-    return f"hf upload {repo_id} {folder} --exclude 'checkpoint-*'"
+def upload_command(repo_id: str, folder: str | Path, revision: str | None = None) -> str:
+    branch = f" --revision {revision}" if revision else ""
+    return f"hf upload {repo_id} {folder}{branch} --exclude 'checkpoint-*'"
 
 
 def prepare_push(training_args: TrainingArguments, token: str | None = None) -> PushTarget | None:
@@ -47,33 +48,35 @@ def prepare_push(training_args: TrainingArguments, token: str | None = None) -> 
     ``token`` is used when ``--hub_token`` is not given (run_clm.py's ``--token``); without either,
     ``huggingface_hub`` takes ``HF_TOKEN`` or the saved login.
     """
+    # The Trainer pickles its arguments into training_args.bin, in every checkpoint and in the model folder that
+    # is uploaded: --hub_token must not be among them. The Trainer neither makes the repository nor uploads.
+    token, training_args.hub_token = training_args.hub_token or token, None
     if not training_args.push_to_hub:
         return None
-    training_args.push_to_hub = False  # the Trainer neither makes the repository nor uploads checkpoints
+    training_args.push_to_hub = False
     out = training_args.output_dir
     if not training_args.do_train:
         raise UserError(
             f"--push_to_hub uploads the model a run trains: add --do_train, or upload {out} with `hf upload`"
         )
     name = training_args.hub_model_id or Path(out).resolve().name
-    by_hand = f"leave --push_to_hub out and upload the folder later ({upload_command(name, out)})"
+    revision = training_args.hub_revision
+    by_hand = f"leave --push_to_hub out and upload the folder later ({upload_command(name, out, revision)})"
     if hub_offline():
         raise UserError(f"--push_to_hub: HF_HUB_OFFLINE is set, so {name} cannot be uploaded; unset it, or {by_hand}")
-    from huggingface_hub import constants
-
-    why = hub_unreachable(constants.ENDPOINT)
-    if why is not None:
-        raise UserError(f"--push_to_hub: the model hub cannot be reached ({why}); {by_hand}")
-    token = training_args.hub_token or token
     if training_args.hub_strategy not in ("every_save", "end"):
         logger.warning(
             "--push_to_hub uploads the finished model once, without checkpoints: --hub_strategy %s is not applied",
             training_args.hub_strategy,
         )
-    uploads = training_args.process_index == 0
+    uploads = training_args.process_index == 0  # the other machines of a run need not reach the hub
     repo_id = name
     if uploads:
-        from huggingface_hub import create_repo
+        from huggingface_hub import constants, create_repo
+
+        why = hub_unreachable(constants.ENDPOINT)
+        if why is not None:
+            raise UserError(f"--push_to_hub: the model hub cannot be reached ({why}); {by_hand}")
 
         try:
             repo_id = create_repo(
@@ -96,7 +99,7 @@ def prepare_push(training_args: TrainingArguments, token: str | None = None) -> 
                     f"({type(err).__name__}: {first_line(err)})"
                 ) from None
         logger.info("--push_to_hub: %s is uploaded to the hub repository %s once it is saved", out, repo_id)
-    return PushTarget(repo_id, token, training_args.hub_revision, uploads)
+    return PushTarget(repo_id, token, revision, uploads)
 
 
 def push_folder(target: PushTarget, folder: str | Path) -> str | None:
@@ -118,7 +121,8 @@ def push_folder(target: PushTarget, folder: str | Path) -> str | None:
     except Exception as err:  # the network, the token, a quota: the model is saved all the same
         raise UserError(
             f"--push_to_hub: the model is saved in {folder}, but uploading it to {target.repo_id} failed "
-            f"({type(err).__name__}: {first_line(err)}); upload it with {upload_command(target.repo_id, folder)}"
+            f"({type(err).__name__}: {first_line(err)}); upload it with "
+            f"{upload_command(target.repo_id, folder, target.revision)}"
         ) from None
     url = getattr(commit, "commit_url", None) or f"{target.repo_id}"
     logger.info("--push_to_hub: uploaded %s to %s", folder, url)

@@ -218,9 +218,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             raise
         out = training_args.output_dir
         if folder is not None and folder.saved_model:  # the final evaluation ran out
+            from domainlm.guards import zero_stage
+
+            alone = " and without --deepspeed (or with ds_config_zero3.json)"  # DeepSpeed evaluates alone at ZeRO-3
             continuation = (
                 f"the trained model is saved in {out}: evaluate it alone with --model_name_or_path {out} --do_eval, "
-                "without --do_train"
+                f"without --do_train{alone if training_args.deepspeed and zero_stage(training_args) < 3 else ''}"
             )
         elif training_args.do_train:
             continuation = interrupted_message(run_args, training_args, started).removeprefix("interrupted; ")

@@ -346,3 +346,24 @@ def test_values_the_trainer_would_fail_on_later_are_one_line(tmp_path, flags, me
     with pytest.raises(UserError) as err:
         parse_args([*BASE, "--output_dir", str(tmp_path), *flags])
     assert str(err.value) == message
+
+
+def test_values_a_json_file_gives_unchecked_are_one_line(tmp_path):
+    """parse_dict checks neither choices nor types: a bad value would be a traceback later."""
+    options = {"model_type": "gpt2", "tokenizer_name": "tok", "train_file": "t.csv", "do_train": True,
+               "output_dir": str(tmp_path / "out")}  # fmt: skip
+    path = tmp_path / "options.json"
+    for extra, message in (
+        ({"dtype": "bf16"}, "--torch_dtype bf16: use one of auto, bfloat16, float16, float32"),
+        ({"learning_rate": "5e-5"}, "--learning_rate '5e-5': must be a number"),
+    ):
+        path.write_text(json.dumps({**options, **extra}))
+        with pytest.raises(UserError) as err:
+            parse_args([str(path)])
+        assert str(err.value) == message
+
+
+def test_report_to_none_or_all_among_others_is_one_line(tmp_path):
+    with pytest.raises(UserError) as err:
+        parse_args([*BASE, "--output_dir", str(tmp_path), "--report_to", "tensorboard", "none"])
+    assert str(err.value) == "--report_to tensorboard none: none stands alone; give it alone, or name the integrations"

@@ -760,5 +760,6 @@ def test_a_model_hub_name_generates_from_the_hub_cache(memorised_dir, tmp_path, 
 def test_evaluating_a_hub_name_needs_an_output_folder(tmp_path):
     from evaluate_model import main
 
-    with pytest.raises(UserError, match=r"^--model_dir someone/jobs-gpt2 is a model hub name: give --output_dir "):
+    with pytest.raises(UserError, match=r"^--model_dir someone/jobs-gpt2: no such folder; read as a model hub name, "
+                                        r"it needs --output_dir for report.md and its files$"):  # fmt: skip
         main(["--model_dir", "someone/jobs-gpt2", "--validation_file", str(tmp_path / "validation.csv")])

@@ -435,3 +435,16 @@ def test_hub_loads_take_the_token_and_remote_code_flags(monkeypatch, tiny_model_
             },
         )
     ]
+
+
+def test_trust_remote_code_reaches_a_model_built_from_a_config(monkeypatch, tiny_model_dir):
+    """From scratch with a --config_name whose architecture is the model's own code, as upstream run_clm."""
+    from transformers import AutoModelForCausalLM
+
+    seen = []
+    real = AutoModelForCausalLM.from_config
+    monkeypatch.setattr(AutoModelForCausalLM, "from_config", lambda config, **kw: seen.append(kw) or real(config))
+    tokenizer = load_tokenizer(ModelArguments(model_name_or_path=str(tiny_model_dir)))
+    load_model(ModelArguments(model_type="gpt2", config_overrides="n_layer=1,n_embd=16,n_head=2"), tokenizer)
+    load_model(ModelArguments(config_name=str(tiny_model_dir), trust_remote_code=True), tokenizer)
+    assert [kw.get("trust_remote_code") for kw in seen] == [None, True]

@@ -82,3 +82,18 @@ def test_other_runtime_errors_keep_their_traceback(tmp_path, tiny_model_dir, rec
     with pytest.raises(RuntimeError, match=r"^a bug$"):
         run(tmp_path, tiny_model_dir, records_dir, "--do_train", "--max_steps", "1", "--save_strategy", "no")
     restore()
+
+
+def test_the_cpu_running_out_in_training_is_not_told_to_offload_to_the_cpu(
+    tmp_path, tiny_model_dir, records_dir, monkeypatch
+):
+    restore = crash_at_step(monkeypatch, 1, RuntimeError(CPU_OOM))
+    with pytest.raises(UserError) as err:
+        run(tmp_path, tiny_model_dir, records_dir, "--do_train", "--max_steps", "2", "--save_strategy", "no")
+    restore()
+    assert str(err.value) == (
+        "out of memory while training, in optimizer step 1 (tried to allocate 68719476736 bytes); try "
+        "--gradient_checkpointing (a third more compute), then --per_device_train_batch_size 2 "
+        "--gradient_accumulation_steps 2 (the same effective batch); no checkpoint in "
+        f"{tmp_path / 'out'} yet to continue from: the same command starts afresh"
+    )

@@ -53,12 +53,17 @@ def run(tmp_path, model_dir, records_dir, *flags):
                  "--push_to_hub", *flags])  # fmt: skip
 
 
-def test_the_saved_folder_goes_up_once_without_checkpoints(tmp_path, tiny_model_dir, records_dir, hub):
-    run(tmp_path, tiny_model_dir, records_dir, "--hub_model_id", "jobs-gpt2", "--hub_private_repo", "true")
+def test_the_saved_folder_goes_up_once_without_checkpoints_or_the_token(tmp_path, tiny_model_dir, records_dir, hub):
+    run(tmp_path, tiny_model_dir, records_dir, "--hub_model_id", "jobs-gpt2", "--hub_private_repo", "true",
+        "--hub_token", "hf_SECRET_TOKEN")  # fmt: skip
     out = tmp_path / "out"
     assert (out / "checkpoint-2").is_dir()  # kept on disk, not uploaded
     (create, name, create_kw), (upload, files, upload_kw) = hub.calls
     assert (create, name, create_kw["private"], create_kw["exist_ok"]) == ("create_repo", "jobs-gpt2", True, True)
+    assert create_kw["token"] == upload_kw["token"] == "hf_SECRET_TOKEN"
+    # the Trainer pickles its arguments into training_args.bin, uploaded too: the token is in no file
+    assert "training_args.bin" in files
+    assert not [p for p in out.rglob("*") if p.is_file() and b"hf_SECRET_TOKEN" in p.read_bytes()]
     assert upload == "upload_folder" and upload_kw["repo_id"] == "someone/jobs-gpt2"
     assert upload_kw["folder_path"] == str(out)
     assert not [f for f in files if f.startswith(("checkpoint-", "."))]
