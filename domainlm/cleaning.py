@@ -39,6 +39,32 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # back ("Analyst’s"); the five bytes cp1252 leaves undefined are dropped.
 _CP1252 = {chr(c): bytes([c]).decode("cp1252", errors="ignore") for c in range(0x80, 0xA0)}
 _C1 = re.compile("[\x80-\x9f]")
+# UTF-8 read as cp1252 or Latin-1 ("mojibake"): "Bachelorâ€™s" for "Bachelor’s", "cafÃ©" for "café". A lead
+# character and its continuation characters are read back as the bytes they were and decoded as UTF-8; a run
+# that is not valid UTF-8 that way stays as it is, and so does one that would give a C1 control or a letter of
+# the scripts from Syriac to NKo (U+0700-07FF): two real characters such as "ß¹" that only look like mojibake.
+_BYTE_OF = {bytes([b]).decode("cp1252", errors="ignore") or chr(b): b for b in range(0x80, 0x100)}
+_BYTE_OF.update({chr(b): b for b in range(0x80, 0xA0)})  # Latin-1's reading: C1 controls
+
+
+def _chars(low: int, high: int) -> str:
+    return "".join(re.escape(c) for c, b in _BYTE_OF.items() if low <= b <= high)
+
+
+_CONT = f"[{_chars(0x80, 0xBF)}]"
+_MOJIBAKE = re.compile(
+    f"[{_chars(0xC2, 0xDF)}]{_CONT}|[{_chars(0xE0, 0xEF)}]{_CONT}{{2}}|[{_chars(0xF0, 0xF4)}]{_CONT}{{3}}"
+)
+
+
+def _utf8_again(m: re.Match[str]) -> str:
+    try:
+        fixed = bytes(_BYTE_OF[c] for c in m.group()).decode("utf-8")
+    except UnicodeDecodeError:
+        return m.group()
+    return m.group() if "\x80" <= fixed <= "\x9f" or "\u0700" <= fixed <= "\u07ff" else fixed
+
+
 _SPACES = re.compile(r"[ \t\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000]+")
 _BLANK_RUNS = re.compile(r"\n{3,}")
 
@@ -78,6 +104,7 @@ def _normalise(text: str) -> str:
     if "<" in text:
         text = strip_html(text)
     text = html.unescape(text)  # after the tags, so that an escaped "&lt;b&gt;" stays visible text
+    text = _MOJIBAKE.sub(_utf8_again, text)  # before C1 controls are read as cp1252 below
     text = _INVISIBLE.sub("", normalise_newlines(unicodedata.normalize("NFC", text)))
     text = _C1.sub(lambda m: _CP1252[m.group()], text.replace("\t", " "))
     return _CONTROL.sub("", text)

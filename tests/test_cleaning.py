@@ -40,6 +40,11 @@ from domainlm.cleaning import clean_line, clean_text, dedupe_key, normalise_newl
         ("Cafe\u0301 na\u0131ve", "Café naıve"),
         ("zero\u200bwidth soft\u00adhyphen bom\ufeff bell\x07", "zerowidth softhyphen bom bell"),
         ("The Analyst\x92s role \x96 \x93data\x94\x85\x81", "The Analyst’s role – “data”…"),  # cp1252 read as Latin-1
+        # UTF-8 read as cp1252 or Latin-1 (the real postings hold "Bachelorâ€™s Degree"), and text that only
+        # looks like it
+        ("Bachelorâ€™s Degree, cafÃ© â€œnaÃ¯veâ€\x9d, Â£40k, ðŸš€", "Bachelor’s Degree, café “naïve”, £40k, 🚀"),
+        ("Bachelorâ\x80\x99s", "Bachelor’s"),
+        ("São Paulo, naïve, Ångström, ß¹, Ã alone", "São Paulo, naïve, Ångström, ß¹, Ã alone"),
         ("", ""),
     ],
 )
