@@ -57,6 +57,11 @@ _MOJIBAKE = re.compile(
 )
 
 
+def repair_mojibake(text: str) -> str:
+    """UTF-8 that was read as cp1252 or Latin-1, read as UTF-8 again (see ``_MOJIBAKE``)."""
+    return text if text.isascii() else _MOJIBAKE.sub(_utf8_again, text)
+
+
 def _utf8_again(m: re.Match[str]) -> str:
     try:
         fixed = bytes(_BYTE_OF[c] for c in m.group()).decode("utf-8")
@@ -104,7 +109,7 @@ def _normalise(text: str) -> str:
     if "<" in text:
         text = strip_html(text)
     text = html.unescape(text)  # after the tags, so that an escaped "&lt;b&gt;" stays visible text
-    text = _MOJIBAKE.sub(_utf8_again, text)  # before C1 controls are read as cp1252 below
+    text = repair_mojibake(text)  # before C1 controls are read as cp1252 below
     text = _INVISIBLE.sub("", normalise_newlines(unicodedata.normalize("NFC", text)))
     text = _C1.sub(lambda m: _CP1252[m.group()], text.replace("\t", " "))
     return _CONTROL.sub("", text)

@@ -19,9 +19,9 @@ table row is one document. ``--split`` turns each document into examples:
   use ``block_size - 1``.
 
 Every document is normalised first: line endings ``\\r\\r\\n``, ``\\r\\n`` and ``\\r`` become ``\\n``,
-Unicode becomes NFC. An example that holds ``<|endoftext|>`` or ``<|pad|>`` is refused, naming the
-line: the tokenizer would read the special token there, not text (``--separator '<|endoftext|>'``
-cuts examples at it instead). Each example loses its trailing whitespace and leading blank lines; empty
+UTF-8 that was read as cp1252 or Latin-1 is repaired (``itâ€™s`` becomes ``it’s``), Unicode becomes NFC.
+An example that holds ``<|endoftext|>`` or ``<|pad|>`` is refused, naming the line: the tokenizer would
+read the special token there, not text (``--separator '<|endoftext|>'`` cuts examples at it instead). Each example loses its trailing whitespace and leading blank lines; empty
 examples and exact duplicates (the first one is kept) are dropped and counted, and an example of
 validation that is also in train is dropped from validation. Validation comes from ``--validation``
 inputs, or is held out of the train examples (``--validation_fraction``, rounded, at least one
@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from domainlm.cleaning import is_blank
+from domainlm.cleaning import is_blank, repair_mojibake
 from domainlm.errors import UserError, first_line
 from domainlm.tables import (
     TABLE_SUFFIXES,
@@ -204,9 +204,10 @@ class Text2CsvArgs:
 
 
 def normalise(text: str) -> str:
-    """Line endings to ``\\n`` (``\\r\\r\\n`` as one, as Windows tools write it after a header) and NFC."""
+    """Line endings to ``\\n`` (``\\r\\r\\n`` as one, as Windows tools write it after a header), UTF-8 that was
+    read as cp1252 or Latin-1 repaired (``itâ€™s`` to ``it’s``: ``domainlm.cleaning.repair_mojibake``), and NFC."""
     text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
-    return unicodedata.normalize("NFC", text)
+    return unicodedata.normalize("NFC", repair_mojibake(text))
 
 
 def clean(example: str) -> str:

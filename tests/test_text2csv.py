@@ -103,6 +103,13 @@ def test_line_endings_unicode_and_trailing_whitespace(tmp_path):
     assert (tmp_path / "out" / "train.csv").read_bytes().count(b"\r") == 0
 
 
+def test_utf8_read_as_cp1252_is_repaired(tmp_path):
+    """A corpus saved after a wrong decoding (the jokes tutorial's "itâ€™s"): the examples read as written."""
+    src = write(tmp_path / "jokes.txt", "Why itâ€™s funny\nâ€œQuoteâ€\x9d and cafÃ©\nmaÃŸ¹ stays ß¹\n".encode())
+    run(tmp_path, src, split="line", validation_fraction=0.0)
+    assert read_csv(tmp_path / "out" / "train.csv") == ["Why it’s funny", "“Quote” and café", "maß¹ stays ß¹"]
+
+
 def test_empties_and_duplicates_counted_per_split(tmp_path):
     train = write(tmp_path / "train.txt", "a\n\nb\n\na\n\nc  \n\nc\n\nb\n")  # a b a c c b
     val = write(tmp_path / "val.txt", "d\n\na\n\nd\n\ne\n\n\n  \n\nc\n")  # d a d e c
