@@ -39,27 +39,44 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # back ("Analyst’s"); the five bytes cp1252 leaves undefined are dropped.
 _CP1252 = {chr(c): bytes([c]).decode("cp1252", errors="ignore") for c in range(0x80, 0xA0)}
 _C1 = re.compile("[\x80-\x9f]")
-# UTF-8 read as cp1252 or Latin-1 ("mojibake"): "Bachelorâ€™s" for "Bachelor’s", "cafÃ©" for "café". A lead
-# character and its continuation characters are read back as the bytes they were and decoded as UTF-8; a run
-# that is not valid UTF-8 that way stays as it is, and so does one that would give a C1 control or a letter of
-# the scripts from Syriac to NKo (U+0700-07FF): two real characters such as "ß¹" that only look like mojibake.
+# UTF-8 read as cp1252 or Latin-1 ("mojibake"): "Bachelorâ€™s" for "Bachelor’s", "cafÃ©" for "café". A text is
+# repaired only when it shows sequences that correct text does not hold (``_SURE``): "â€" and a third byte
+# (U+2000-21FF: quotes, dashes, ™), "Ã" or "Â" followed by a symbol or letter that never follows them in a
+# word (not a space, quote, dash or ellipsis: "«MAÇÃ»", "SANTÉ\xa0:" and "JOSÉ’s" are correct text), "ðŸ"
+# (emoji), or a C1 control after the lead of a 3- or 4-byte character (Latin-1's reading; after a 2-byte lead it
+# may be cp1252 read as Latin-1: "SANTÉ\x85" is "SANTÉ…"). Then every lead character with its
+# continuation characters is read back as the bytes they were and decoded as UTF-8; a run that is not valid
+# UTF-8, or would decode to a C1 control or to U+0700-07FF (Syriac to NKo), stays. Text read wrongly twice
+# ("Ã¢â‚¬â„¢") takes a second pass.
 _BYTE_OF = {bytes([b]).decode("cp1252", errors="ignore") or chr(b): b for b in range(0x80, 0x100)}
 _BYTE_OF.update({chr(b): b for b in range(0x80, 0xA0)})  # Latin-1's reading: C1 controls
 
 
-def _chars(low: int, high: int) -> str:
-    return "".join(re.escape(c) for c, b in _BYTE_OF.items() if low <= b <= high)
+def _chars(low: int, high: int, but: bytes = b"") -> str:
+    return "".join(re.escape(c) for c, b in _BYTE_OF.items() if low <= b <= high and b not in but)
 
 
 _CONT = f"[{_chars(0x80, 0xBF)}]"
 _MOJIBAKE = re.compile(
     f"[{_chars(0xC2, 0xDF)}]{_CONT}|[{_chars(0xE0, 0xEF)}]{_CONT}{{2}}|[{_chars(0xF0, 0xF4)}]{_CONT}{{3}}"
 )
+_PUNCTUATION = bytes([0x85, 0x8B, 0x91, 0x92, 0x93, 0x94, 0x95, 0x96, 0x97, 0x9B, 0xA0, 0xAB, 0xAD, 0xB0, 0xB7, 0xBB])
+_SURE = re.compile(
+    f"\u00e2[\u20ac\u201a\u0192\u201e\u2020\u2021]{_CONT}"  # â€ â‚ âƒ â„ â€  â€¡ + a third byte
+    f"|\u00c3[{_chars(0x80, 0xBF, _PUNCTUATION)}]"
+    f"|\u00c2[{_chars(0xA1, 0xBF, _PUNCTUATION)}]"
+    f"|\u00f0\u0178{_CONT}{{2}}"  # ðŸ: the emoji planes
+    f"|[{_chars(0xE0, 0xF4)}][\x80-\x9f]"
+)
 
 
 def repair_mojibake(text: str) -> str:
-    """UTF-8 that was read as cp1252 or Latin-1, read as UTF-8 again (see ``_MOJIBAKE``)."""
-    return text if text.isascii() else _MOJIBAKE.sub(_utf8_again, text)
+    """UTF-8 that was read as cp1252 or Latin-1, read as UTF-8 again, where the text shows it (see ``_SURE``)."""
+    for _ in range(3):  # read wrongly twice is repaired in two passes; a third finds nothing
+        if text.isascii() or not _SURE.search(text):
+            return text
+        text = _MOJIBAKE.sub(_utf8_again, text)
+    return text
 
 
 def _utf8_again(m: re.Match[str]) -> str:

@@ -44,7 +44,16 @@ from domainlm.cleaning import clean_line, clean_text, dedupe_key, normalise_newl
         # looks like it
         ("Bachelorâ€™s Degree, cafÃ© â€œnaÃ¯veâ€\x9d, Â£40k, ðŸš€", "Bachelor’s Degree, café “naïve”, £40k, 🚀"),
         ("Bachelorâ\x80\x99s", "Bachelor’s"),
+        ("Ã¢â‚¬â„¢ read wrongly twice, Ã‰COLE, 5â‚¬, Trademarkâ„¢", "’ read wrongly twice, ÉCOLE, 5€, Trademark™"),
         ("São Paulo, naïve, Ångström, ß¹, Ã alone", "São Paulo, naïve, Ångström, ß¹, Ã alone"),
+        # correct text in which a capital letter meets a space, quote, dash or symbol: no mojibake shown, none fixed
+        (
+            "SANTÉ\xa0: « Il a mangé\xa0» « ÉTÉ» CAFÉ… JOSÉ’s CAFÉ–BAR PÍŠE, BLÍŽE, ÚŽASNÝ «MAÇÃ» MAÇÃ\xa0é SÃ… "
+            "KOÇ’un «ÑÑ» Ð° Ø½ 3×½ Æ’",
+            "SANTÉ : « Il a mangé » « ÉTÉ» CAFÉ… JOSÉ’s CAFÉ–BAR PÍŠE, BLÍŽE, ÚŽASNÝ «MAÇÃ» MAÇÃ é SÃ… KOÇ’un "
+            "«ÑÑ» Ð° Ø½ 3×½ Æ’",
+        ),
+        ("SANTÉ\x85 (cp1252 read as Latin-1)", "SANTÉ… (cp1252 read as Latin-1)"),
         ("", ""),
     ],
 )
@@ -56,6 +65,8 @@ def test_clean_text_is_idempotent():
     raw = "<p>A &amp; B</p>\r\n\r\n\r\n<ul><li>x</li></ul>Show more"
     once = clean_text(raw)
     assert clean_text(once) == once == "A & B\n\n- x"
+    twice_wrong = "Ã¢â‚¬Å“Ã‚Â£5Ã¢â‚¬â„¢"  # UTF-8 read as cp1252 twice
+    assert clean_text(twice_wrong) == clean_text(clean_text(twice_wrong)) == "“£5’"
 
 
 def test_normalise_newlines_reads_the_windows_csv_quirk():
