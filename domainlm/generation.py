@@ -25,6 +25,7 @@ import contextlib
 import functools
 import json
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -214,11 +215,17 @@ def prompts_from_file(path: str | Path, limit: int | None = None) -> list[Prompt
     return out
 
 
+_HUB_ID = re.compile(r"[\w.-]+(/[\w.-]+)?")  # name or owner/name: letters, digits, "-", "_" and "."
+# What pipeline() reads of a model repository; a hub repository may also hold TF, Flax, ONNX or Rust weights.
+MODEL_FILES = ["*.json", "*.safetensors", "pytorch_model*.bin", "*.txt", "*.model"]
+
+
 def is_hub_name(model_dir: str | Path) -> bool:
-    """Not a local folder, and shaped as a model hub id (``name`` or ``owner/name``)."""
+    """Not a local folder (nor a broken link), and shaped as a model hub id (``name`` or ``owner/name``)."""
     from domainlm.tokenizer import looks_like_path
 
-    return not Path(model_dir).exists() and not looks_like_path(str(model_dir))
+    path, name = Path(model_dir), str(model_dir)
+    return not (path.exists() or path.is_symlink() or looks_like_path(name)) and bool(_HUB_ID.fullmatch(name))
 
 
 def local_model_dir(model_dir: str | Path, flag: str = "--model_dir") -> Path:
@@ -233,7 +240,7 @@ def local_model_dir(model_dir: str | Path, flag: str = "--model_dir") -> Path:
 
     name = str(model_dir)
     folder = load_by_name(
-        lambda local: snapshot_download(name, local_files_only=local, ignore_patterns=["checkpoint-*", "runs/*"]),
+        lambda local: snapshot_download(name, local_files_only=local, allow_patterns=MODEL_FILES),
         name,
         flag,
         "model",

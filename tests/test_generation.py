@@ -763,3 +763,15 @@ def test_evaluating_a_hub_name_needs_an_output_folder(tmp_path):
     with pytest.raises(UserError, match=r"^--model_dir someone/jobs-gpt2: no such folder; read as a model hub name, "
                                         r"it needs --output_dir for report.md and its files$"):  # fmt: skip
         main(["--model_dir", "someone/jobs-gpt2", "--validation_file", str(tmp_path / "validation.csv")])
+
+
+def test_only_names_shaped_as_hub_ids_go_to_the_hub(tmp_path):
+    from domainlm.generation import is_hub_name
+    from generate import main
+
+    assert [is_hub_name(n) for n in ("someone/jobs-gpt2", "gpt2", "EleutherAI/gpt-neo-1.3B")] == [True] * 3
+    assert [is_hub_name(n) for n in ("my model", "a/b/c", "./x", "../x", str(tmp_path))] == [False] * 5
+    (tmp_path / "link").symlink_to(tmp_path / "gone")
+    assert not is_hub_name(tmp_path / "link")  # a broken link is a folder that went, not a hub name
+    with pytest.raises(UserError, match=r"^--model_dir my model: no such folder$"):
+        main(["--model_dir", "my model", "--title", "Baker", "--quiet"])
