@@ -476,6 +476,8 @@ def translate_legacy_dict(options: dict[str, Any]) -> dict[str, Any]:
     """A JSON file's options with the 4.x names translated (and ``dtype``, the command line's alias of
     ``--torch_dtype``, as ``torch_dtype``)."""
     out: dict[str, Any] = {}
+    if "dtype" in options and "torch_dtype" in options:
+        raise UserError('give "torch_dtype" or "dtype" (the same option), not both')
     for key, value in options.items():
         if key == "dtype":
             key = "torch_dtype"

@@ -257,6 +257,8 @@ def test_upstream_loading_flags_of_4x_are_accepted(caplog):
     }
     assert translate_legacy_dict({"use_auth_token": True}) == {}
     assert translate_legacy_dict({"dtype": "bfloat16"}) == {"torch_dtype": "bfloat16"}  # --dtype's name in a file
+    with pytest.raises(UserError, match=r'^give "torch_dtype" or "dtype" \(the same option\), not both$'):
+        translate_legacy_dict({"dtype": "bfloat16", "torch_dtype": "float32"})
 
 
 def test_torch_dtype_parses_under_both_names(tmp_path):
