@@ -73,6 +73,13 @@ def make_parser() -> argparse.ArgumentParser:
         help="encoding of the text and csv/json inputs, e.g. cp1252 or latin-1 (default utf-8, a BOM is "
         "dropped); the outputs are always UTF-8",
     )
+    parser.add_argument(
+        "--no_repair_encoding",
+        dest="repair_encoding",
+        action="store_false",
+        help="keep UTF-8 text that was once read as cp1252 or Latin-1 as it is (by default a document that shows "
+        "it, e.g. itâ€™s, is repaired: it’s)",
+    )
     return one_line_errors(parser)
 
 

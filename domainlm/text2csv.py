@@ -114,6 +114,7 @@ class Text2CsvArgs:
     validation_fraction: float | None = None
     seed: int = 42
     encoding: str = "utf-8"
+    repair_encoding: bool = True  # UTF-8 once read as cp1252 or Latin-1, where a document shows it
     guide_mode: bool = field(default=False, init=False)
     column_given: bool = field(default=False, init=False)  # --column named on the command line
 
@@ -203,11 +204,11 @@ class Text2CsvArgs:
 # Text
 
 
-def normalise(text: str) -> str:
+def normalise(text: str, repair: bool = True) -> str:
     """Line endings to ``\\n`` (``\\r\\r\\n`` as one, as Windows tools write it after a header), UTF-8 that was
     read as cp1252 or Latin-1 repaired (``itâ€™s`` to ``it’s``: ``domainlm.cleaning.repair_mojibake``), and NFC."""
     text = text.replace("\r\r\n", "\n").replace("\r\n", "\n").replace("\r", "\n")
-    return unicodedata.normalize("NFC", repair_mojibake(text))
+    return unicodedata.normalize("NFC", repair_mojibake(text) if repair else text)
 
 
 def clean(example: str) -> str:
@@ -520,7 +521,12 @@ class SplitStats:
 
 
 def collect_examples(
-    inputs: list[str], column: str, splitter: Callable[[str], list[str]], stats: SplitStats, encoding: str = "utf-8"
+    inputs: list[str],
+    column: str,
+    splitter: Callable[[str], list[str]],
+    stats: SplitStats,
+    encoding: str = "utf-8",
+    repair: bool = True,
 ) -> list[str]:
     """Examples of all ``inputs`` in order: normalised, cleaned, empties and duplicates dropped and counted."""
     examples: list[str] = []
@@ -529,7 +535,7 @@ def collect_examples(
         kept_before = len(examples) + stats.dropped["duplicate"]
         for doc in read_documents(path, column, encoding):
             stats.documents += 1
-            text = normalise(doc.text)
+            text = normalise(doc.text, repair)
             pieces = splitter(text)
             check_reserved(doc, text, pieces)
             for piece in pieces:
@@ -584,11 +590,13 @@ def build_splits(args: Text2CsvArgs) -> tuple[dict[str, list[str]], dict[str, Sp
             return split_document(text, split, separator)
 
     stats = {"train": SplitStats(args.inputs)}
-    train = collect_examples(args.inputs, args.column, splitter, stats["train"], args.encoding)
+    train = collect_examples(args.inputs, args.column, splitter, stats["train"], args.encoding, args.repair_encoding)
     splits = {"train": train}
     if args.validation:
         stats["validation"] = SplitStats(args.validation)
-        validation = collect_examples(args.validation, args.column, splitter, stats["validation"], args.encoding)
+        validation = collect_examples(
+            args.validation, args.column, splitter, stats["validation"], args.encoding, args.repair_encoding
+        )
         in_train = set(train)
         kept = [t for t in validation if t not in in_train]
         stats["validation"].dropped["in_train"] = len(validation) - len(kept)
@@ -667,6 +675,8 @@ def text2csv(args: Text2CsvArgs) -> dict[str, Any]:
         "seed": args.seed,
         "encoding": args.encoding,
     }
+    if not args.repair_encoding:
+        stats["repair_encoding"] = False
     if args.separator is not None:
         stats["separator"] = args.separator
     if args.split == "tokens":

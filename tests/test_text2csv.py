@@ -108,6 +108,13 @@ def test_utf8_read_as_cp1252_is_repaired(tmp_path):
     src = write(tmp_path / "jokes.txt", "Why itâ€™s funny\nâ€œQuoteâ€\x9d and cafÃ©\nmaÃŸ¹ stays ß¹\n".encode())
     run(tmp_path, src, split="line", validation_fraction=0.0)
     assert read_csv(tmp_path / "out" / "train.csv") == ["Why it’s funny", "“Quote” and café", "maß¹ stays ß¹"]
+    stats = run(tmp_path, src, split="line", validation_fraction=0.0, repair_encoding=False)
+    assert read_csv(tmp_path / "out" / "train.csv") == [
+        "Why itâ€™s funny",
+        "â€œQuoteâ€\x9d and cafÃ©",
+        "maÃŸ¹ stays ß¹",
+    ]
+    assert stats["repair_encoding"] is False
 
 
 def test_empties_and_duplicates_counted_per_split(tmp_path):
