@@ -31,6 +31,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model_dir", required=True, help="folder written by run_clm.py, or its model hub name (--push_to_hub)"
     )
+    p.add_argument("--revision", help="a branch, tag or commit of a --model_dir hub name (--hub_revision of the push)")
     p.add_argument(
         "--validation_file", required=True, help="validation.csv of prepare_jobs.py or text2csv.py (or JSONL)"
     )
@@ -70,6 +71,7 @@ def main(argv=None):
         num_prompts=args.num_prompts,
         base=base,
         progress=not args.quiet,
+        revision=args.revision,
     )
     conds, ppl = results["conditions"], results["perplexity"]
     if results.get("kind") == "plain_text":

@@ -35,6 +35,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model_dir", required=True, help="folder written by run_clm.py, or its model hub name (--push_to_hub)"
     )
+    p.add_argument("--revision", help="a branch, tag or commit of a --model_dir hub name (--hub_revision of the push)")
     p.add_argument("--title", help="job title")
     p.add_argument("--keywords", default="", help="comma-separated keywords")
     p.add_argument("--prompt", help="free text to continue (plain-corpus models)")
@@ -53,6 +54,7 @@ def main(argv=None):
         PromptTooLongError,
         generate_batch,
         load_model_dir,
+        local_model_dir,
         prompts_from_file,
         settings_from_args,
     )
@@ -99,7 +101,8 @@ def main(argv=None):
         prompts = [Prompt(args.prompt)]
     else:
         raise UserError("give --title (and --keywords), --prompt, or --prompts_file")
-    model, tokenizer = load_model_dir(args.model_dir, progress=not args.quiet)
+    model_dir = local_model_dir(args.model_dir, revision=args.revision)  # a hub name: from the hub cache
+    model, tokenizer = load_model_dir(model_dir, progress=not args.quiet)
     if plain:
         from domainlm.evaluation import continued_openings
 

@@ -430,9 +430,11 @@ def run_evaluation(
     num_prompts: int | None = None,
     base: str | None = "init",
     progress: bool = True,
+    revision: str | None = None,
 ) -> dict[str, Any]:
     """Generate, score, compute perplexities and write ``eval_results.json``, ``eval_samples.jsonl``
-    and ``report.md`` (with its PNGs) into ``output_dir``. Returns the results.
+    and ``report.md`` (with its PNGs) into ``output_dir``. Returns the results. ``model_dir`` may be a
+    model hub name (``revision``: its branch, tag or commit).
 
     Job records are generated with and without their keywords (``evaluate_postings``); plain text, as
     text2csv.py writes it, is continued from each validation text's opening (``evaluate_plain_text``).
@@ -456,7 +458,7 @@ def run_evaluation(
     rows = read_table(validation_file)
     plain, texts = is_plain_text(rows), validation_texts(rows, validation_file)
     prompts, skipped = ([], 0) if plain else eval_prompts(validation_file, num_prompts)
-    model_dir = local_model_dir(model_dir)  # a hub name: downloaded once the inputs are known to be good
+    model_dir = local_model_dir(model_dir, revision=revision)  # a hub name: downloaded once the inputs are good
     check_model_dir(model_dir)
     read_json_or_none(model_dir / "all_results.json")  # a damaged one is said now, not after the generation
     trainer_state = _trainer_state(model_dir)

@@ -228,11 +228,14 @@ def is_hub_name(model_dir: str | Path) -> bool:
     return not (path.exists() or path.is_symlink() or looks_like_path(name)) and bool(_HUB_ID.fullmatch(name))
 
 
-def local_model_dir(model_dir: str | Path, flag: str = "--model_dir") -> Path:
+def local_model_dir(model_dir: str | Path, flag: str = "--model_dir", revision: str | None = None) -> Path:
     """``model_dir`` as a local folder. A model hub name (``you/jobs-gpt2``, as ``run_clm.py --push_to_hub``
     uploads it) is downloaded into the hub cache, or read from there when the hub cannot be reached
-    (``domainlm.hub``: one short request, one line when neither has it); its folder there is returned."""
+    (``domainlm.hub``: one short request, one line when neither has it); its folder there is returned.
+    ``revision``: a branch, tag or commit of the hub name (``--hub_revision`` of the run that pushed it)."""
     if not is_hub_name(model_dir):
+        if revision:
+            raise UserError(f"--revision {revision} is for a model hub name; {flag} {model_dir} is a local folder")
         return Path(model_dir)
     from huggingface_hub import snapshot_download
 
@@ -240,7 +243,7 @@ def local_model_dir(model_dir: str | Path, flag: str = "--model_dir") -> Path:
 
     name = str(model_dir)
     folder = load_by_name(
-        lambda local: snapshot_download(name, local_files_only=local, allow_patterns=MODEL_FILES),
+        lambda local: snapshot_download(name, revision=revision, local_files_only=local, allow_patterns=MODEL_FILES),
         name,
         flag,
         "model",

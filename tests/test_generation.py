@@ -726,19 +726,19 @@ def test_out_of_memory_while_generating_says_what_to_lower(tiny, monkeypatch):
                        progress=False)  # fmt: skip
 
 
-def cached_as_hub_model(cache, repo_id, folder):
-    """``folder`` laid out as huggingface_hub's cache holds a downloaded model (refs/main -> a snapshot)."""
+def cached_as_hub_model(cache, repo_id, folder, branch="main", commit="0" * 40):
+    """``folder`` laid out as huggingface_hub's cache holds a downloaded model (refs/<branch> -> a snapshot)."""
     import shutil
 
     repo = cache / f"models--{repo_id.replace('/', '--')}"
-    snapshot = repo / "snapshots" / ("0" * 40)
+    snapshot = repo / "snapshots" / commit
     shutil.copytree(folder, snapshot)
-    (repo / "refs").mkdir(parents=True)
-    (repo / "refs" / "main").write_text("0" * 40)
+    (repo / "refs").mkdir(parents=True, exist_ok=True)
+    (repo / "refs" / branch).write_text(commit)
     return snapshot
 
 
-def test_a_model_hub_name_generates_from_the_hub_cache(memorised_dir, tmp_path, monkeypatch):
+def test_a_model_hub_name_generates_from_the_hub_cache(memorised_dir, tiny_model_dir, tmp_path, monkeypatch):
     """A model that run_clm.py --push_to_hub uploaded, by its hub name: from the cache here (HF_HUB_OFFLINE=1)."""
     from huggingface_hub import constants
 
@@ -755,6 +755,17 @@ def test_a_model_hub_name_generates_from_the_hub_cache(memorised_dir, tmp_path, 
         "--model_dir someone/other-model: not a local folder, and the model could not be loaded from the model hub ("
     )
     assert str(err.value).endswith("); pass the folder run_clm.py wrote")
+    # a model pushed with --hub_revision: its branch, here another model (untrained: it writes something else)
+    cached_as_hub_model(tmp_path / "hub", "someone/jobs-gpt2", tiny_model_dir, "lr-1e-4", "1" * 40)
+    rows = main(["--model_dir", "someone/jobs-gpt2", "--revision", "lr-1e-4", "--title", "Baker", "--keywords",
+                 "bread,oven", "--quiet", "--strategy", "greedy", "--max_new_tokens", "30"])  # fmt: skip
+    assert rows[0]["generated"] != RECORDS[0][2]
+    other = memorised_dir
+    with pytest.raises(UserError) as err:
+        main(["--model_dir", "someone/jobs-gpt2", "--revision", "no-such-branch", "--title", "Baker", "--quiet"])
+    assert str(err.value).startswith("--model_dir someone/jobs-gpt2: not a local folder, and the model could not")
+    with pytest.raises(UserError, match=rf"^--revision v2 is for a model hub name; --model_dir {other} is a local "):
+        main(["--model_dir", str(other), "--revision", "v2", "--title", "Baker", "--quiet"])
 
 
 def test_evaluating_a_hub_name_needs_an_output_folder(tmp_path):
