@@ -39,7 +39,7 @@ _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 # back ("Analyst’s"); the five bytes cp1252 leaves undefined are dropped.
 _CP1252 = {chr(c): bytes([c]).decode("cp1252", errors="ignore") for c in range(0x80, 0xA0)}
 _C1 = re.compile("[\x80-\x9f]")
-# UTF-8 read as cp1252 or Latin-1 ("mojibake"): "Bachelorâ€™s" for "Bachelor’s", "cafÃ©" for "café". A text is
+# UTF-8 read as cp1252 or Latin-1 ("mojibake"): "cookâ€™s" for "cook’s", "cafÃ©" for "café". A text is
 # repaired only when it shows sequences that correct text does not hold (``_SURE``): "â€" and a third byte
 # (U+2000-21FF: quotes, dashes, ™), "Ã" or "Â" followed by a symbol or letter that never follows them in a
 # word (not a space, quote, dash or ellipsis: "«MAÇÃ»", "SANTÉ\xa0:" and "JOSÉ’s" are correct text), "ðŸ"

@@ -40,10 +40,10 @@ from domainlm.cleaning import clean_line, clean_text, dedupe_key, normalise_newl
         ("Cafe\u0301 na\u0131ve", "Café naıve"),
         ("zero\u200bwidth soft\u00adhyphen bom\ufeff bell\x07", "zerowidth softhyphen bom bell"),
         ("The Analyst\x92s role \x96 \x93data\x94\x85\x81", "The Analyst’s role – “data”…"),  # cp1252 read as Latin-1
-        # UTF-8 read as cp1252 or Latin-1 (the real postings hold "Bachelorâ€™s Degree"), and text that only
+        # UTF-8 read as cp1252 or Latin-1 (the real postings hold some), and text that only
         # looks like it
-        ("Bachelorâ€™s Degree, cafÃ© â€œnaÃ¯veâ€\x9d, Â£40k, ðŸš€", "Bachelor’s Degree, café “naïve”, £40k, 🚀"),
-        ("Bachelorâ\x80\x99s", "Bachelor’s"),
+        ("a line cookâ€™s shift, cafÃ© â€œnaÃ¯veâ€\x9d, Â£40k, ðŸš€", "a line cook’s shift, café “naïve”, £40k, 🚀"),
+        ("cookâ\x80\x99s", "cook’s"),
         ("Ã¢â‚¬â„¢ read wrongly twice, Ã‰COLE, 5â‚¬, Trademarkâ„¢", "’ read wrongly twice, ÉCOLE, 5€, Trademark™"),
         ("São Paulo, naïve, Ångström, ß¹, Ã alone", "São Paulo, naïve, Ångström, ß¹, Ã alone"),
         # correct text in which a capital letter meets a space, quote, dash or symbol: no mojibake shown, none fixed
