@@ -54,7 +54,6 @@ def main(argv=None):
         PromptTooLongError,
         generate_batch,
         load_model_dir,
-        local_model_dir,
         prompts_from_file,
         settings_from_args,
     )
@@ -101,8 +100,7 @@ def main(argv=None):
         prompts = [Prompt(args.prompt)]
     else:
         raise UserError("give --title (and --keywords), --prompt, or --prompts_file")
-    model_dir = local_model_dir(args.model_dir, revision=args.revision)  # a hub name: from the hub cache
-    model, tokenizer = load_model_dir(model_dir, progress=not args.quiet)
+    model, tokenizer = load_model_dir(args.model_dir, progress=not args.quiet, revision=args.revision)
     if plain:
         from domainlm.evaluation import continued_openings
 

@@ -320,17 +320,18 @@ def loading_bars(shown: bool) -> Iterator[None]:
 
 
 def load_model_dir(
-    model_dir: str | Path, device: str | None = None, progress: bool = True
+    model_dir: str | Path, device: str | None = None, progress: bool = True, revision: str | None = None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Model (eval mode, on the GPU when there is one) and tokenizer of a folder written by run_clm.py;
-    ``progress=False``: without transformers' "Loading weights" bar (``--quiet``). A folder that cannot be
-    loaded (a damaged config.json, tokenizer or weights file) is a UserError naming ``--model_dir``."""
+    """Model (eval mode, on the GPU when there is one) and tokenizer of a folder written by run_clm.py, or of
+    a model hub name (``revision``: its branch, tag or commit; ``local_model_dir``); ``progress=False``:
+    without transformers' "Loading weights" bar (``--quiet``). A folder that cannot be loaded (a damaged
+    config.json, tokenizer or weights file) is a UserError naming ``--model_dir``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from domainlm.modeling import _local_load
 
-    model_dir = local_model_dir(model_dir)
+    model_dir = local_model_dir(model_dir, revision=revision)
     check_model_dir(model_dir)
     remedy = "copy the folder again, or train again"
     with loading_bars(progress):

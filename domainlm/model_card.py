@@ -177,15 +177,15 @@ def card_facts(
     steps: int | None = None,
     job_records: bool | None = None,
     name: str | None = None,
-    sources: dict[str, str | None] | None = None,
+    *,
+    sources: dict[str, str | None],
 ) -> CardFacts:
     """What the model card says. ``name`` is what ``pipeline`` loads it by (the hub repository of
-    ``--push_to_hub``); the folder's name by default. ``sources``: where each split's rows come from
-    (``domainlm.data.split_sources``); by default the files."""
+    ``--push_to_hub``); the folder's name by default. ``sources``: where each split's rows come from, a file
+    or a split of ``--dataset_name`` (``domainlm.data.split_sources``)."""
     from domainlm.guards import zero_stage
 
-    files = sources or {"train": data_args.train_file, "validation": data_args.validation_file or data_args.train_file}
-    data = {split: {"file": files.get(split), **stats} for split, stats in data_stats.items()}
+    data = {split: {"file": sources.get(split), **stats} for split, stats in data_stats.items()}
     args = training_args
     world = args.world_size
     hyper: dict[str, Any] = {

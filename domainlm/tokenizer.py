@@ -170,21 +170,13 @@ def create_tokenizer(
         raise UserError("give the text to learn from with --train_file FILE ... or with --dataset_name, one of them")
     check_bpe_arguments(vocab_size, min_frequency, model_max_length)
     check_output_dir(output_dir)
-    if dataset_name:
-        train = _dataset_train_texts(dataset_name, dataset_config_name, text_column)
-        with staged_outputs(output_dir) as staged:
-            tokenizer = train_bpe_tokenizer(iter(train["text"]), vocab_size, min_frequency, model_max_length)
-            tokenizer.save_pretrained(str(staged.folder))
-            for saved in sorted(staged.folder.iterdir()):
-                staged.file(saved.name)
-        return _said(tokenizer, output_dir, vocab_size, min_frequency)
     for path in files or []:
         if Path(path).is_dir():
             raise UserError(f"--train_file {path} is a folder; give the csv/json/jsonl/txt files in it")
         if Path(path).suffix.lower() not in TRAIN_SUFFIXES:
             raise UserError(f"--train_file {path}: use a {', '.join(TRAIN_SUFFIXES)} file")
     with staged_outputs(output_dir) as staged:  # an output_dir that cannot be written is refused here
-        datasets = []
+        datasets = [_dataset_train_texts(dataset_name, dataset_config_name, text_column)] if dataset_name else []
         for path in files or []:
             check_data_file(path, text_column, "--train_file")
             with no_progress_bars():
@@ -194,7 +186,11 @@ def create_tokenizer(
         tokenizer.save_pretrained(str(staged.folder))
         for saved in sorted(staged.folder.iterdir()):
             staged.file(saved.name)
-    return _said(tokenizer, output_dir, vocab_size, min_frequency)
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (EOS_TOKEN, PAD_TOKEN, SEP_TOKEN)}
+    print(
+        f"tokenizer: {len(tokenizer)} tokens{short_note(tokenizer, vocab_size, min_frequency)}, {ids}, saved to {output_dir}"
+    )
+    return tokenizer
 
 
 def _dataset_train_texts(name: str, config_name: str | None, text_column: str) -> Dataset:
@@ -211,16 +207,6 @@ def _dataset_train_texts(name: str, config_name: str | None, text_column: str) -
                 f"--dataset_name {name}: no train split to learn from; it has {', '.join(loaded) or 'none'}"
             )
         return dataset_text_split(loaded["train"], data_args, "train")
-
-
-def _said(
-    tokenizer: PreTrainedTokenizerBase, output_dir: str | Path, vocab_size: int, min_frequency: int
-) -> PreTrainedTokenizerBase:
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in (EOS_TOKEN, PAD_TOKEN, SEP_TOKEN)}
-    print(
-        f"tokenizer: {len(tokenizer)} tokens{short_note(tokenizer, vocab_size, min_frequency)}, {ids}, saved to {output_dir}"
-    )
-    return tokenizer
 
 
 def short_note(tokenizer: PreTrainedTokenizerBase, vocab_size: int, min_frequency: int) -> str:
